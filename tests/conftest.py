@@ -1,0 +1,53 @@
+"""Shared test helpers: the repository root, running ``mirc`` in-process, snapshots."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+
+
+@dataclass
+class Run:
+    status: int
+    out: str
+    err: str
+
+
+def run_mirc(*argv: str, cwd: Path | None = None) -> Run:
+    """Run ``mirc`` in this process, capturing its output and exit status."""
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(list(argv))
+    finally:
+        os.chdir(previous)
+    return Run(status, out.getvalue(), err.getvalue())
+
+
+def check_snapshot(name: str, text: str) -> None:
+    """Compare ``text`` with ``tests/snapshots/NAME``; MIRC_UPDATE_SNAPSHOTS=1 rewrites it."""
+    path = SNAPSHOTS / name
+    if os.environ.get("MIRC_UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"missing snapshot {path}; run with MIRC_UPDATE_SNAPSHOTS=1"
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def mirc():
+    return run_mirc
