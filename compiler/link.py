@@ -43,8 +43,17 @@ def variant_key(mir: MirId, taxonomy: Taxonomy) -> MirId:
     return MirId(canonical.domain, canonical.arch, canonical.series, canonical.compat or BASE)
 
 
-def link(registry: Registry, taxonomy: Taxonomy, sink: DiagnosticSink) -> LinkedRegistry:
-    """Resolve every reference of ``registry``; problems go to ``sink``."""
+def link(
+    registry: Registry,
+    taxonomy: Taxonomy,
+    sink: DiagnosticSink,
+    rejected: frozenset[str] = frozenset(),
+) -> LinkedRegistry:
+    """Resolve every reference of ``registry``; problems go to ``sink``.
+
+    ``rejected`` holds the spec paths (relative to the spec folder) of files that were already
+    reported as invalid: references into them are not reported a second time.
+    """
     series = _index_series(registry, sink)
     variants = {v.id.with_compat(v.compat): v for s in series.values() for v in s.variants.values()}
     targets = _index_targets(registry, sink)
@@ -54,7 +63,8 @@ def link(registry: Registry, taxonomy: Taxonomy, sink: DiagnosticSink) -> Linked
         for ref in variant.references:
             key = variant_key(ref.target, taxonomy)
             if key not in variants:
-                sink.add(_unresolved(ref, key, variants))
+                if not _in_rejected_file(key, rejected):
+                    sink.add(_unresolved(ref, key, variants))
                 continue
             resolved[(variant.id, ref.role)] = key
             used_by.setdefault(key, []).append((variant.id, ref.role))
@@ -69,6 +79,11 @@ def link(registry: Registry, taxonomy: Taxonomy, sink: DiagnosticSink) -> Linked
         resolved,
         {k: tuple(sorted(v)) for k, v in used_by.items()},
     )
+
+
+def _in_rejected_file(key: MirId, rejected: frozenset[str]) -> bool:
+    folder = "ops" if key.domain == "ops" else "models"
+    return f"{folder}/{key.arch}/{key.series}.yaml" in rejected
 
 
 def _index_series(registry: Registry, sink: DiagnosticSink) -> dict[MirId, Series]:

@@ -47,14 +47,27 @@ def discover(spec_dir: Path) -> list[tuple[Path, str]]:
     return found
 
 
-def load_specs(spec_dir: Path, sink: DiagnosticSink) -> list[SpecFile]:
-    """Load every spec file; rejected files add diagnostics and are left out."""
-    if not (spec_dir / "taxonomy.yaml").is_file():
-        sink.error("spec-missing", f"{spec_dir}: not a registry folder (no taxonomy.yaml)")
+def discovered(spec_dir: Path) -> list[str]:
+    """The relative paths of every spec file under ``spec_dir``."""
+    return [path.relative_to(spec_dir).as_posix() for path, _ in discover(spec_dir)]
+
+
+def load_specs(spec_dir: Path, sink: DiagnosticSink, fallback_dir: Path) -> list[SpecFile]:
+    """Load every spec file; rejected files add diagnostics and are left out.
+
+    A registry without its own ``taxonomy.yaml`` uses the one in ``fallback_dir`` (the registry
+    mirc ships), so that a spec repository holds only its models, ops and targets.
+    """
+    if not spec_dir.is_dir():
+        sink.error("spec-missing", f"{spec_dir}: no such registry folder")
         return []
     specs = []
-    for path, kind in discover(spec_dir):
-        rel = path.relative_to(spec_dir).as_posix()
+    found = discover(spec_dir)
+    if not any(kind == "taxonomy" for _, kind in found):
+        found.insert(0, (fallback_dir / "taxonomy.yaml", "taxonomy"))
+    for path, kind in found:
+        base = spec_dir if path.is_relative_to(spec_dir) else fallback_dir
+        rel = path.relative_to(base).as_posix()
         display = _display(path)
         try:
             document = migrate(load_yaml_file(path, display))

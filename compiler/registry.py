@@ -10,7 +10,8 @@ from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, DiagnosticSink
 from compiler.link import LinkedRegistry, link
-from compiler.load import load_specs
+from compiler.load import discovered, load_specs
+from compiler.resources import data_dir
 from compiler.validate import validate
 
 
@@ -41,7 +42,11 @@ class CheckResult:
 def check_registry(spec_dir: Path, deep: bool = False) -> CheckResult:
     """Load, validate and link the registry in ``spec_dir``; never stops at the first problem."""
     sink = DiagnosticSink()
-    specs = load_specs(spec_dir, sink)
-    taxonomy, registry = validate(specs, spec_dir, sink, deep=deep)
-    linked = link(registry, taxonomy, sink) if taxonomy is not None else None
+    shipped = data_dir("spec")
+    specs = load_specs(spec_dir, sink, shipped)
+    schema_dir = spec_dir / "schema" if (spec_dir / "schema").is_dir() else shipped / "schema"
+    taxonomy, registry = validate(specs, spec_dir, schema_dir, sink, deep=deep)
+    valid = {s.path for s in registry.series} | {t.path for t in registry.targets}
+    rejected = frozenset(rel for rel in discovered(spec_dir) if rel not in valid)
+    linked = link(registry, taxonomy, sink, rejected) if taxonomy is not None else None
     return CheckResult(linked, tuple(sink), len(specs))

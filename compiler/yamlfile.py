@@ -131,11 +131,18 @@ class _Builder:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            message = f"YAML syntax: {exc.problem or exc.context}"
-            span = Span.in_text(self.file, self.text, line, col)
-            raise MircError([Diagnostic.error("yaml-syntax", message, span)]) from None
+            raise self._syntax(f"YAML syntax: {exc.problem or exc.context}", line, col) from None
+        except yaml.reader.ReaderError as exc:
+            span = Span.at_offset(self.file, self.text, exc.position)
+            raise self._syntax(
+                f"character {exc.character!r} is not allowed in YAML", span.line, span.col
+            ) from None
         finally:
             parser.dispose()
+
+    def _syntax(self, message: str, line: int, col: int) -> MircError:
+        span = Span.in_text(self.file, self.text, line, col)
+        return MircError([Diagnostic.error("yaml-syntax", message, span)])
 
     def _fail(self, event: Any, message: str, code: str = "yaml") -> None:
         mark = event.start_mark

@@ -22,10 +22,14 @@ from compiler.yamlfile import NodePath
 
 
 def validate(
-    specs: list[SpecFile], spec_dir: Path, sink: DiagnosticSink, deep: bool = False
+    specs: list[SpecFile],
+    spec_dir: Path,
+    schema_dir: Path,
+    sink: DiagnosticSink,
+    deep: bool = False,
 ) -> tuple[Taxonomy | None, Registry]:
     """Validate every loaded spec; return the taxonomy and the registry of the valid files."""
-    checkers = validators(spec_dir / "schema")
+    checkers = validators(schema_dir.resolve())
     taxonomy = None
     series: list[Series] = []
     targets: list[Target] = []

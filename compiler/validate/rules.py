@@ -13,6 +13,7 @@ from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.lang.mir import MirId, parse_mir
 from compiler.load import SpecFile
 from compiler.taxonomy import Taxonomy
+from compiler.validate.schema import shift_into
 from compiler.yamlfile import NodePath
 
 # Names that are devices, not files, on Windows (with or without an extension).
@@ -33,17 +34,7 @@ def mir_at(spec: SpecFile, path: NodePath) -> MirId:
     try:
         return parse_mir(str(text), spec.document.file)
     except MircError as exc:
-        raise MircError([_shift(d, span, str(text)) for d in exc.diagnostics]) from None
-
-
-def _shift(diagnostic: Diagnostic, node: Span, text: str) -> Diagnostic:
-    """Move a diagnostic positioned in ``text`` to where ``text`` sits in the YAML file."""
-    inner = diagnostic.span
-    source = node.source_line or ""
-    quoted = node.col - 1 < len(source) and source[node.col - 1] in "\"'"
-    col = node.col + (inner.col - 1 if inner else 0) + (1 if quoted else 0)
-    span = Span(node.file, node.line, col, node.line, None, node.source_line)
-    return Diagnostic(diagnostic.severity, diagnostic.code, diagnostic.message, span)
+        raise MircError([shift_into(d, span) for d in exc.diagnostics]) from None
 
 
 def check_name(name: str, what: str, span: Span) -> list[Diagnostic]:

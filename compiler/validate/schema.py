@@ -18,7 +18,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match, relevance
 from referencing import Registry, Resource
 
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, MircError, Span
+from compiler.lang.mir import parse_mir
 from compiler.yamlfile import NodePath, YamlDocument
 
 SCHEMA_FILES = {
@@ -73,8 +74,30 @@ def _diagnostic(document: YamlDocument, error: ValidationError) -> Diagnostic:
         span = document.span((*path, bad), key=True)
         message = f"invalid name {bad!r}{_where(path)}: {error.message}"
         return Diagnostic.error("schema", message, span)
+    if error.validator == "pattern" and isinstance(error.instance, str):
+        return _pattern_diagnostic(document, error, path)
     span = document.span(path)
     return Diagnostic.error("schema", f"{error.message}{_where(path)}", span)
+
+
+def _pattern_diagnostic(
+    document: YamlDocument, error: ValidationError, path: NodePath
+) -> Diagnostic:
+    """A pattern mismatch worded by what the pattern means, not by the regular expression.
+
+    MIR ids are re-parsed with the MIR grammar so the message and column come from it.
+    """
+    text = str(error.instance)
+    span = document.span(path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if schema.get("$comment") == "mir-id":
+        try:
+            parse_mir(text, document.file)
+        except MircError as exc:
+            return shift_into(exc.diagnostics[0], span)
+    meaning = schema.get("description", "")
+    message = f"{text!r} is not valid{_where(path)}"
+    return Diagnostic.error("schema", message, span, (meaning,) if meaning else ())
 
 
 def _unexpected(error: ValidationError) -> Iterator[str]:
@@ -94,3 +117,15 @@ def _where(path: NodePath) -> str:
     if not path:
         return ""
     return " (at " + ".".join(str(p) for p in path) + ")"
+
+
+def shift_into(diagnostic: Diagnostic, node: Span) -> Diagnostic:
+    """Move a diagnostic positioned within a YAML scalar's text to where the scalar is written."""
+    inner = diagnostic.span
+    source = node.source_line or ""
+    quoted = node.col - 1 < len(source) and source[node.col - 1] in "\"'"
+    col = node.col + (inner.col - 1 if inner else 0) + (1 if quoted else 0)
+    span = Span(node.file, node.line, col, node.line, None, node.source_line)
+    return Diagnostic(
+        diagnostic.severity, diagnostic.code, diagnostic.message, span, diagnostic.notes
+    )
