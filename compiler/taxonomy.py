@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from compiler.diagnostics import Diagnostic, Span, did_you_mean
 from compiler.lang.mir import MirId
 from compiler.resources import data_dir
+from compiler.yamlfile import load_yaml_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,5 +75,4 @@ def load_taxonomy(spec_dir: Path | None = None) -> Taxonomy:
 
 @functools.cache
 def _load(path: Path) -> Taxonomy:
-    with path.open(encoding="utf-8") as handle:
-        return Taxonomy.from_mapping(yaml.safe_load(handle))
+    return Taxonomy.from_mapping(load_yaml_file(path).value)
