@@ -212,3 +212,38 @@ def test_migrated_spec_passes_check(tmp_path: Path) -> None:
     spec = make_registry(tmp_path, {**GOOD, "models/vae/toy-vae.yaml": old})
     result = check_registry(spec)
     assert result.ok, result.diagnostics
+
+
+def test_training_descriptor_expands_to_fields(tmp_path: Path) -> None:
+    training = "    training:\n      descriptor: 8xb4-amp-coslr-10e\n      learning_rate: 0.0001\n"
+    spec = make_registry(tmp_path, {**GOOD, "models/vae/toy-vae.yaml": VAE + training})
+    result = check_registry(spec)
+    assert result.ok, result.diagnostics
+    assert result.linked is not None
+    [variant] = [v for k, v in result.linked.variants.items() if k.series == "toy-vae"]
+    assert variant.training is not None
+    expanded = variant.training
+    assert (expanded.gpus, expanded.batch_size, expanded.epochs) == (8, 32, 10)
+    assert expanded.lr_schedule == "cosine" and expanded.mixed_precision is True
+
+
+def test_written_training_fields_win_over_the_descriptor(tmp_path: Path) -> None:
+    training = "    training:\n      descriptor: 8xb4-coslr-10e\n      batch_size: 64\n"
+    spec = make_registry(tmp_path, {**GOOD, "models/vae/toy-vae.yaml": VAE + training})
+    result = check_registry(spec)
+    assert result.linked is not None
+    [variant] = [v for k, v in result.linked.variants.items() if k.series == "toy-vae"]
+    assert variant.training is not None
+    assert variant.training.batch_size == 64 and variant.training.mixed_precision is False
+
+
+def test_bad_descriptor_is_positioned_in_the_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    training = "    training:\n      descriptor: 8xbb4-coslr\n"
+    make_registry(tmp_path, {**GOOD, "models/vae/toy-vae.yaml": VAE + training})
+    monkeypatch.chdir(tmp_path)
+    run = run_mirc("check", "spec")
+    assert run.status == 1
+    check_snapshot("check/bad-descriptor.txt", run.out + run.err)
+    assert run.err.startswith("spec/models/vae/toy-vae.yaml:8:")

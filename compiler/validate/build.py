@@ -23,8 +23,10 @@ from compiler.ir import (
     Variant,
 )
 from compiler.lang.mir import MirId
+from compiler.lang.mmpretrain import parse_training
 from compiler.load import SpecFile
 from compiler.validate.rules import mir_at
+from compiler.validate.schema import shift_into
 from compiler.yamlfile import NodePath
 
 
@@ -98,7 +100,7 @@ def _variant(refs: _Refs, mir: MirId, path: NodePath, body: dict[str, Any]) -> V
         file_hashes=tuple(_file_hash(h) for h in hashes.get("file_256", ())),
         layer_hashes=tuple(hashes.get("layer_256", ())),
         fingerprints=tuple(_fingerprint(f) for f in body.get("fingerprints", ())),
-        training=_training(training) if training is not None else None,
+        training=_training(refs, (*path, "training"), training) if training is not None else None,
         license=body.get("license"),
         upstream=dict(body.get("upstream", {})),
         dtype=body.get("dtype"),
@@ -136,13 +138,42 @@ def _fingerprint(body: dict[str, Any]) -> Fingerprint:
     )
 
 
-def _training(body: dict[str, Any]) -> Training:
+# MMPretrain schedule words → the spec's lr_schedule values.
+SCHEDULES = {"coslr": "cosine", "linearlr": "linear", "steplr": "step", "multisteplr": "step"}
+
+
+def _descriptor_fields(refs: _Refs, path: NodePath, body: dict[str, Any]) -> dict[str, Any]:
+    """The fields an MMPretrain shorthand (``8xb4-amp-coslr-10e``) stands for."""
+    text = body.get("descriptor")
+    if text is None:
+        return {}
+    try:
+        info = parse_training(text, refs.spec.document.file)
+    except MircError as exc:
+        span = refs.spec.document.span((*path, "descriptor"))
+        refs.errors.append(MircError([shift_into(d, span) for d in exc.diagnostics]))
+        return {}
+    expanded = {
+        "gpus": info.gpus,
+        "batch_size": info.total_batch,
+        "mixed_precision": info.amp,
+        "lr_schedule": SCHEDULES.get(info.schedule or ""),
+        "epochs": info.epochs,
+        "max_steps": info.iterations,
+    }
+    return {k: v for k, v in expanded.items() if v is not None}
+
+
+def _training(refs: _Refs, path: NodePath, written: dict[str, Any]) -> Training:
+    """The training section; fields written in the spec win over its descriptor's."""
+    body = {**_descriptor_fields(refs, path, written), **written}
     lora = body.get("lora", {})
     return Training(
         methods=tuple(body.get("methods", ("lora",))),
         descriptor=body.get("descriptor"),
         resolution=body.get("resolution"),
         batch_size=body.get("batch_size"),
+        gpus=body.get("gpus"),
         learning_rate=body.get("learning_rate"),
         optimizer=body.get("optimizer", "adamw"),
         lr_schedule=body.get("lr_schedule", "constant"),
