@@ -35,7 +35,7 @@ class Backend:
 
     package: str | None
     class_name: str | None = None
-    args: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] | None = None  # None: not written; {} is a call without arguments
     generation: Mapping[str, Any] = field(default_factory=dict)
     precision: Reference | None = None
     scheduler: Reference | None = None

@@ -69,7 +69,7 @@ def write(document: dict[str, Any]) -> str:
     return write_spec(document, "../../schema/series.schema.json")
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(documents)
 def test_load_of_write_is_identity(document: dict[str, Any]) -> None:
     text = write(document)

@@ -107,7 +107,7 @@ def _backend(refs: _Refs, path: NodePath, body: dict[str, Any]) -> Backend:
     return Backend(
         package=body.get("package"),
         class_name=body.get("class"),
-        args=dict(body.get("args", {})),
+        args=dict(body["args"]) if "args" in body else None,
         generation=dict(body.get("generation", {})),
         precision=refs.optional(body, path, "precision"),
         scheduler=refs.optional(body, path, "scheduler"),
