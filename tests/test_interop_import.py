@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,14 @@ def test_reimport_changes_nothing(imported: tuple[Path, ImportResult]) -> None:
     again = import_mir(UPSTREAM, spec)
     assert len(again.unchanged) == 320 and not again.new and not again.updated
     assert tree_bytes(spec) == before
+
+
+def test_committed_registry_is_the_import_of_the_fixture(tmp_path: Path) -> None:
+    """spec/ holds the imported database: importing the fixture again changes nothing."""
+    spec = tmp_path / "spec"
+    shutil.copytree(ROOT / "spec", spec)
+    result = import_mir(UPSTREAM, spec)
+    assert not result.new and not result.updated, (result.new[:3], result.updated[:3])
 
 
 def _import_in_subprocess(source: Path, spec: Path, seed: str) -> None:
