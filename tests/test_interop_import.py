@@ -4,6 +4,7 @@ files keep what import does not own."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from compiler.interop import files
 from compiler.interop.importer import ImportResult, import_mir
 from compiler.interop.references import variant_name
 from compiler.interop.table import rules, table_markdown
@@ -337,3 +339,42 @@ def test_variant_names_follow_the_table() -> None:
         "shuttle-3-1-aesthetic",
         "7b-768",
     ]
+
+
+def test_a_failed_write_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every temporary file is written before the first rename: running out of space on the
+    third file leaves the folder exactly as it was, with no temporary files or new folders."""
+    write_json(tmp_path / "mir.json", SMALL)
+    spec = tmp_path / "spec"
+    (spec / "models" / "unet").mkdir(parents=True)
+    (spec / "models/unet/toy-xl.yaml").write_text(CURATED, encoding="utf-8")
+    before = tree_bytes(spec)
+    written = files._temporary
+    calls = iter(range(100))
+
+    def full_disk(path: Path, data: bytes, mode: int) -> str:
+        if next(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return written(path, data, mode)
+
+    monkeypatch.setattr(files, "_temporary", full_disk)
+    run = run_mirc("import-mir", "mir.json", cwd=tmp_path)
+    assert run.status == 1 and "No space left on device" in run.err
+    assert tree_bytes(spec) == before
+    assert sorted(p.relative_to(spec).as_posix() for p in spec.rglob("*")) == [
+        "models",
+        "models/unet",
+        "models/unet/toy-xl.yaml",
+    ]
+
+
+def test_a_file_where_a_folder_belongs_is_a_rejection(tmp_path: Path) -> None:
+    write_json(tmp_path / "mir.json", SMALL)
+    spec = tmp_path / "spec"
+    (spec / "models").mkdir(parents=True)
+    (spec / "models" / "unet").write_text("not a folder\n", encoding="utf-8")
+    before = tree_bytes(spec)
+    run = run_mirc("import-mir", "mir.json", cwd=tmp_path)
+    assert run.status == 1
+    assert run.err.startswith("spec/models/unet: error: not a folder (on the way to spec/models/")
+    assert tree_bytes(spec) == before

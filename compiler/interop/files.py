@@ -30,14 +30,23 @@ def spec_rel_path(folder: str, arch: str, series: str, span: Span) -> str:
     return f"{folder}/{arch}/{series}.yaml"
 
 
-def refuse_links(root: Path, rel: str) -> None:
-    """Raise when a folder or the file on the way from ``root`` to ``root/rel`` is a link."""
+def check_write_path(root: Path, rel: str) -> None:
+    """Raise unless ``root/rel`` can be written without following a link: each folder on the
+    way is a real folder or missing, and the file is a regular file or missing."""
     path = root
-    for part in rel.split("/"):
+    parts = rel.split("/")
+    for depth, part in enumerate(parts, start=1):
         path = path / part
+        problem = None
         if path.is_symlink():
-            message = f"{path}: is a symbolic link; mirc does not write through links"
-            raise MircError([Diagnostic.error("write-symlink", message, Span(str(path)))])
+            problem = "a symbolic link; mirc does not write through links"
+        elif depth < len(parts) and path.exists() and not path.is_dir():
+            problem = "not a folder"
+        elif depth == len(parts) and path.exists() and not path.is_file():
+            problem = "not a regular file"
+        if problem is not None:
+            message = f"{problem} (on the way to {root / rel})"
+            raise MircError([Diagnostic.error("write-path", message, Span(str(path)))])
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -47,21 +56,44 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_files_atomic(files: Mapping[Path, bytes]) -> None:
-    """Write each file atomically (see :func:`write_atomic`), fsyncing each folder once at the
-    end rather than once per file."""
+    """Write several files, each atomically (see :func:`write_atomic`), all or nothing as far
+    as a file system allows: every temporary file is written and fsynced before the first
+    ``os.replace``, so running out of space or permission changes nothing; folders are fsynced
+    once at the end. Failures raise :class:`MircError`."""
     for path in files:
         if path.is_symlink():
             message = f"{path}: is a symbolic link; mirc does not write through links"
             raise MircError([Diagnostic.error("write-symlink", message, Span(str(path)))])
-    mode = 0o666 & ~_umask()
-    for path, data in files.items():
-        _replace(path, data, mode)
+    created: list[Path] = []
+    staged: list[tuple[str, Path]] = []
+    try:
+        mode = 0o666 & ~_umask()
+        for path, data in files.items():
+            created.extend(_make_folders(path.parent))
+            staged.append((_temporary(path, data, mode), path))
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    except OSError as exc:
+        _undo(staged, created)
+        where = exc.filename or next(iter(files), "")
+        message = f"cannot write {where}: {exc.strerror or exc}"
+        raise MircError([Diagnostic.error("write", message, Span(str(where)))]) from None
     for folder in sorted({path.parent for path in files}):
         _fsync_folder(folder)
 
 
-def _replace(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return those created, outermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+    return list(reversed(missing))
+
+
+def _temporary(path: Path, data: bytes, mode: int) -> str:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -69,11 +101,20 @@ def _replace(path: Path, data: bytes, mode: int) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, mode)
-        os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    return temporary
+
+
+def _undo(staged: list[tuple[str, Path]], created: list[Path]) -> None:
+    for temporary, _ in staged:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    for folder in reversed(created):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _umask() -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.diagnostics import Diagnostic, MircError, Span
-from compiler.interop.files import refuse_links, write_files_atomic
+from compiler.interop.files import check_write_path, write_files_atomic
 from compiler.interop.jsonfile import MAX_BYTES, JsonDocument, load_json
 from compiler.interop.references import name_index
 from compiler.interop.specwrite import schema_ref, write_spec
@@ -32,7 +32,7 @@ from compiler.lang.mir import parse_mir
 from compiler.load import migrate
 from compiler.registry import check_registry
 from compiler.taxonomy import Taxonomy, load_taxonomy
-from compiler.yamlfile import load_yaml_file
+from compiler.yamlfile import YamlDocument, load_yaml_file
 
 OWNED = ("repo", "backends", "hashes", "upstream")
 
@@ -82,6 +82,15 @@ class _Plan:
 def import_mir(mir_json: Path, spec_dir: Path) -> ImportResult:
     """Import ``mir_json`` into ``spec_dir``; rejected input raises :class:`MircError` and
     writes nothing."""
+    try:
+        return _import(mir_json, spec_dir)
+    except OSError as exc:  # the folder cannot be read or staged: say which, as a rejection
+        where = exc.filename or spec_dir
+        message = f"cannot import into {spec_dir}: {where}: {exc.strerror or exc}"
+        raise MircError([Diagnostic.error("import", message, Span(str(spec_dir)))]) from None
+
+
+def _import(mir_json: Path, spec_dir: Path) -> ImportResult:
     source = read_database(mir_json)
     database: dict[str, Any] = source.value
     taxonomy = _taxonomy(spec_dir)
@@ -156,14 +165,14 @@ def _plan(spec_dir: Path, imported: Iterable[ImportedSeries]) -> _Plan:
     writes: dict[str, str] = {}
     states: dict[str, str] = {}
     for series in imported:
-        refuse_links(spec_dir, series.rel)
+        check_write_path(spec_dir, series.rel)
         path = spec_dir / series.rel
         ref = schema_ref(series.rel, series.kind)
         if not path.exists():
             writes[series.rel] = write_spec(series.document(), ref)
             states[series.rel] = "new"
             continue
-        existing = migrate(load_yaml_file(path)).value
+        existing = migrate(_load_existing(path)).value
         _check_same_series(path, existing, series)
         merged = merge_series(existing, series)
         if _canonical(merged) == _canonical(existing):
@@ -172,6 +181,14 @@ def _plan(spec_dir: Path, imported: Iterable[ImportedSeries]) -> _Plan:
             writes[series.rel] = write_spec(merged, ref)
             states[series.rel] = "updated"
     return _Plan(writes, states)
+
+
+def _load_existing(path: Path) -> YamlDocument:
+    try:
+        return load_yaml_file(path)
+    except OSError as exc:
+        message = f"cannot read {path}: {exc.strerror or exc}"
+        raise MircError([Diagnostic.error("import", message, Span(str(path)))]) from None
 
 
 def _canonical(value: Any) -> str:
