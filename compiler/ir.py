@@ -96,6 +96,19 @@ class Training:
 
 
 @dataclass(frozen=True)
+class Dimensions:
+    """Architecture sizes from a model's configuration (all optional)."""
+
+    hidden_size: int | None = None
+    layers: int | None = None
+    heads: int | None = None
+    latent_channels: int | None = None
+    patch_size: int | None = None
+    vae_scale_factor: int | None = None
+    max_sequence_length: int | None = None
+
+
+@dataclass(frozen=True)
 class FileHash:
     sha256: str
     generation: Mapping[str, Any] = field(default_factory=dict)
@@ -117,6 +130,7 @@ class Variant:
     base_model: Reference | None = None
     objective: str | None = None
     parameters: int | None = None
+    dimensions: Dimensions = field(default_factory=Dimensions)
     file_hashes: tuple[FileHash, ...] = ()
     layer_hashes: tuple[str, ...] = ()
     fingerprints: tuple[Fingerprint, ...] = ()

@@ -17,6 +17,23 @@ SHARED = ROOT.parent / "shared"
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 
 
+@dataclass(frozen=True)
+class UpstreamEntry:
+    """One entry of the upstream ``mir.json`` (tests/fixtures/upstream/mir-json-entries.tsv)."""
+
+    key: str
+    compat: str
+    repo: str
+    cls: str
+
+
+def upstream_entries() -> list[UpstreamEntry]:
+    """Every (key, compat) entry of the upstream MIR database, with its hub repo and class."""
+    path = Path(__file__).parent / "fixtures" / "upstream" / "mir-json-entries.tsv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [UpstreamEntry(*line.split("\t")) for line in lines if not line.startswith("#")]
+
+
 @dataclass
 class Run:
     status: int

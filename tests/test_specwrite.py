@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from compiler.interop.specwrite import (
     BACKEND,
+    DIMENSIONS,
     DOCUMENT,
     VARIANT,
     scalar_text,
@@ -202,6 +203,8 @@ def test_record_orders_follow_the_schemas() -> None:
     variant = [k for k in VARIANT.order if k != "dtype"]
     assert variant == _properties(series["$defs"]["variant"])
     assert list(BACKEND.order) == _properties(schemas["common.schema.json"]["$defs"]["backend"])
+    dimensions = series["$defs"]["variant"]["properties"]["dimensions"]
+    assert list(DIMENSIONS.order) == _properties(dimensions)
     ops_variant = schemas["ops.schema.json"]["properties"]["variants"]["additionalProperties"]
     ops_order = [k for k in VARIANT.order if k in ops_variant["properties"]]
     assert ops_order == _properties(ops_variant)

@@ -8,8 +8,8 @@ and in their canonical form otherwise (``base`` → ``*``; references as dotted 
 Only what the upstream format has a place for is exported: a variant's ``repo``, its
 ``backends`` (as ``pkg``: package → class or {class: args}, ``generation``, ``precision``,
 ``scheduler``) and its ``hashes`` (``file_256``, ``layer_256``). Curated fields (name,
-description, links, components, base model, objective, parameters, fingerprints, training,
-license, dtype) have no place there and are left out.
+description, links, components, base model, objective, parameters, dimensions, fingerprints,
+training, license, dtype) have no place there and are left out.
 
 Formatting follows upstream's file: JSON indented by four spaces, ASCII only; series keys are
 sorted so that the output does not depend on the order of spec files; a final newline.

@@ -81,6 +81,17 @@ BACKEND = Shape(
 FINGERPRINT = Shape(
     ("format", "component", "required", "optional", "forbidden", "tensors", "parameters", "blocks")
 )
+DIMENSIONS = Shape(
+    (
+        "hidden_size",
+        "layers",
+        "heads",
+        "latent_channels",
+        "patch_size",
+        "vae_scale_factor",
+        "max_sequence_length",
+    )
+)
 LORA = Shape(("rank", "alpha", "dropout", "target_modules"))
 LAYER_RULE = Shape(("match", "block", "lr_scale", "freeze"))
 TRAINING = Shape(
@@ -115,6 +126,7 @@ VARIANT = Shape(
         "base_model",
         "objective",
         "parameters",
+        "dimensions",
         "hashes",
         "fingerprints",
         "training",
@@ -123,6 +135,7 @@ VARIANT = Shape(
     ),
     {
         "backends": _list_of(BACKEND),
+        "dimensions": DIMENSIONS,
         "hashes": HASHES,
         "fingerprints": _list_of(FINGERPRINT),
         "training": TRAINING,

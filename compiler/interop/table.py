@@ -112,7 +112,8 @@ _NOTES = (
     "Import owns four fields of a variant: `repo`, `backends`, `hashes` and `upstream`. In a "
     "spec file that already exists it sets those from upstream (where upstream has them), adds "
     "the variants the file lacks, and keeps every other field (name, description, links, "
-    "components, base model, objective, parameters, fingerprints, training, license …) as it "
+    "components, base model, objective, parameters, dimensions, fingerprints, training, "
+    "license …) as it "
     "is; the file is then written by the canonical writer. A file whose values would not change "
     "is not rewritten, so importing the same database twice changes nothing. Files no upstream "
     "key maps to are never touched.",

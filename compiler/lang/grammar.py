@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from lark import Lark, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.load_grammar import FromPackageLoader
 
 from compiler.diagnostics import Diagnostic, MircError, Span
 
@@ -25,7 +26,10 @@ def grammar_text(name: str) -> str:
 
 @functools.cache
 def lalr_parser(name: str, start: str = "start") -> Lark:
-    """An LALR parser with a contextual lexer for grammar ``name``, built once per process."""
+    """An LALR parser with a contextual lexer for grammar ``name``, built once per process.
+
+    A grammar may ``%import`` rules from another one in ``compiler/grammars/`` by its name.
+    """
     return Lark(
         grammar_text(name),
         parser="lalr",
@@ -34,6 +38,7 @@ def lalr_parser(name: str, start: str = "start") -> Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         cache=False,
+        import_paths=[FromPackageLoader("compiler", ("grammars",))],
     )
 
 
@@ -120,9 +125,10 @@ def parse_or_raise(
     code: str,
     what: str,
     char_errors: Sequence[tuple[str, str]] = (),
+    start: str = "start",
 ) -> Any:
-    """Parse ``text`` with grammar ``name``; on error raise :class:`MircError` (one diagnostic)."""
-    parser = lalr_parser(name)
+    """Parse ``text`` with grammar ``name`` from rule ``start``; errors raise :class:`MircError`."""
+    parser = lalr_parser(name, start)
     try:
         return parser.parse(text)
     except UnexpectedInput as exc:

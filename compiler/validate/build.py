@@ -11,6 +11,7 @@ from typing import Any
 from compiler.diagnostics import MircError
 from compiler.ir import (
     Backend,
+    Dimensions,
     FileHash,
     Fingerprint,
     LayerRule,
@@ -93,6 +94,7 @@ def _variant(refs: _Refs, mir: MirId, path: NodePath, body: dict[str, Any]) -> V
         base_model=refs.optional(body, path, "base_model"),
         objective=body.get("objective"),
         parameters=body.get("parameters"),
+        dimensions=Dimensions(**body.get("dimensions", {})),
         file_hashes=tuple(_file_hash(h) for h in hashes.get("file_256", ())),
         layer_hashes=tuple(hashes.get("layer_256", ())),
         fingerprints=tuple(_fingerprint(f) for f in body.get("fingerprints", ())),
