@@ -30,12 +30,16 @@ class Reference:
 
 @dataclass(frozen=True)
 class Backend:
-    package: str
+    """One way to run a variant. ``package`` is None for a settings-only backend: it adds its
+    generation, precision and scheduler to the base variant's backend at the same position."""
+
+    package: str | None
     class_name: str | None = None
-    args: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] | None = None  # None: not written; {} is a call without arguments
     generation: Mapping[str, Any] = field(default_factory=dict)
     precision: Reference | None = None
     scheduler: Reference | None = None
+    scheduler_args: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

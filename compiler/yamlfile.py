@@ -214,25 +214,38 @@ class _Builder:
         return self._resolve_plain(event)
 
     def _resolve_plain(self, event: Any) -> Any:
-        value: str = event.value
-        if value in _NULL:
-            return None
-        if value in _TRUE:
-            return True
-        if value in _FALSE:
-            return False
-        if _LEADING_ZERO.fullmatch(value) or _OTHER_NUMBER.fullmatch(value):
-            self._fail(event, f"number {value!r} has a leading zero or a base prefix; quote it")
-        if _NON_FINITE.fullmatch(value):
-            self._fail(event, f"{value!r} is not a finite number; spec numbers must be finite")
-        if _INT.fullmatch(value):
-            return int(value)
-        if _FLOAT.fullmatch(value):
-            number = float(value)
-            if number in (float("inf"), float("-inf")):
-                self._fail(event, f"number {value!r} is too large")
-            return number
-        return value
+        try:
+            return resolve_plain(event.value)
+        except ValueError as exc:
+            self._fail(event, str(exc))
+
+
+def resolve_plain(value: str) -> Any:
+    """What the plain (unquoted) scalar ``value`` loads as under the YAML 1.2 core schema:
+    None, a bool, an int, a float, or the string itself.
+
+    Raises ``ValueError`` (with the message a spec author sees) for the forms this loader
+    refuses: leading zeros, base prefixes, non-finite and overflowing numbers. Writers use it to
+    decide when a string must be quoted to stay a string.
+    """
+    if value in _NULL:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    if _LEADING_ZERO.fullmatch(value) or _OTHER_NUMBER.fullmatch(value):
+        raise ValueError(f"number {value!r} has a leading zero or a base prefix; quote it")
+    if _NON_FINITE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a finite number; spec numbers must be finite")
+    if _INT.fullmatch(value):
+        return int(value)
+    if _FLOAT.fullmatch(value):
+        number = float(value)
+        if number in (float("inf"), float("-inf")):
+            raise ValueError(f"number {value!r} is too large")
+        return number
+    return value
 
 
 def _is_plain(event: Any) -> bool:

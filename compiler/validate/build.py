@@ -109,12 +109,13 @@ def _variant(refs: _Refs, mir: MirId, path: NodePath, body: dict[str, Any]) -> V
 
 def _backend(refs: _Refs, path: NodePath, body: dict[str, Any]) -> Backend:
     return Backend(
-        package=body["package"],
+        package=body.get("package"),
         class_name=body.get("class"),
-        args=dict(body.get("args", {})),
+        args=dict(body["args"]) if "args" in body else None,
         generation=dict(body.get("generation", {})),
         precision=refs.optional(body, path, "precision"),
         scheduler=refs.optional(body, path, "scheduler"),
+        scheduler_args=body.get("scheduler_args"),
         extra=dict(body.get("extra", {})),
     )
 
