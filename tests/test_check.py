@@ -247,3 +247,13 @@ def test_bad_descriptor_is_positioned_in_the_yaml(
     assert run.status == 1
     check_snapshot("check/bad-descriptor.txt", run.out + run.err)
     assert run.err.startswith("spec/models/vae/toy-vae.yaml:8:")
+
+
+def test_deep_check_knows_pipeline_methods(tmp_path: Path) -> None:
+    method = TOY.replace("class: StableDiffusionPipeline", "class: load_lora_weights")
+    spec = make_registry(tmp_path, {**GOOD, "models/unet/toy.yaml": method})
+    assert check_registry(spec, deep=True).ok
+    wrong = TOY.replace("class: StableDiffusionPipeline", "class: load_lora_weight")
+    spec = make_registry(tmp_path, {**GOOD, "models/unet/toy.yaml": wrong})
+    [problem] = check_registry(spec, deep=True).diagnostics
+    assert "no function or pipeline method 'load_lora_weight'" in problem.message

@@ -6,8 +6,10 @@ Each rule takes a loaded spec and returns diagnostics; none of them stops at the
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.lang.mir import MirId, parse_mir
@@ -89,18 +91,39 @@ def check_target_path(spec: SpecFile, target_id: str) -> list[Diagnostic]:
 def check_classes_exist(
     spec: SpecFile, backends: Iterable[tuple[NodePath, str, str]]
 ) -> list[Diagnostic]:
-    """``--deep``: each diffusers/transformers class named by a backend exists when imported."""
+    """``--deep``: each diffusers/transformers name a backend gives exists when imported.
+
+    A lowercase name is a function, or a pipeline method such as diffusers'
+    ``load_lora_weights`` (the upstream database writes those where a class would stand).
+    """
     problems = []
-    for path, package, class_name in backends:
+    for path, package, name in backends:
         if package not in ("diffusers", "transformers"):
             continue
-        module = importlib.import_module(package)
-        try:
-            found = getattr(module, class_name, None) is not None
-        except Exception:  # lazy modules may fail to import an optional backend
-            found = False
-        if not found:
-            message = f"{package} has no class {class_name!r} (installed {module.__version__})"
+        module = _quiet_import(package)
+        if not _provides(module, name):
+            kind = "class" if name[:1].isupper() else "function or pipeline method"
+            message = f"{package} has no {kind} {name!r} (installed {module.__version__})"
             span = spec.document.span((*path, "class"))
             problems.append(Diagnostic.error("spec-deep-class", message, span))
     return problems
+
+
+def _quiet_import(package: str) -> Any:
+    """Import diffusers/transformers without their warnings about optional backends."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    return importlib.import_module(package)
+
+
+def _provides(module: Any, name: str) -> bool:
+    try:
+        if getattr(module, name, None) is not None:
+            return True
+    except Exception:  # lazy modules may fail to import an optional backend
+        return False
+    if module.__name__ != "diffusers" or not name[:1].islower():
+        return False
+    loaders = importlib.import_module("diffusers.loaders")
+    mixins = (getattr(loaders, n, None) for n in dir(loaders) if n.endswith("Mixin"))
+    return any(hasattr(mixin, name) for mixin in mixins)
