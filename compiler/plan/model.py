@@ -123,3 +123,14 @@ class TargetPlan:
             "inference": self.inference.to_json(),
             "training": {t.method: t.to_json() for t in self.training},
         }
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file of ``generated/``: where it goes, the template, the finished values it prints,
+    and the spec it came from (named in the file's header)."""
+
+    path: str  # relative to generated/, forward slashes
+    template: str  # relative to templates/
+    context: dict[str, Any]
+    source: str  # the spec file, relative to the spec folder
