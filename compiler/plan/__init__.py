@@ -14,7 +14,7 @@ from compiler.lang.mir import MirId
 from compiler.link import LinkedRegistry
 from compiler.plan.inference import InferenceInput, plan_inference
 from compiler.plan.memory import Workload
-from compiler.plan.model import ParameterCounts, TargetPlan
+from compiler.plan.model import ParameterCounts, PlannedFile, TargetPlan
 from compiler.plan.params import parameter_counts
 from compiler.plan.training import TrainingInput, plan_training
 
@@ -76,3 +76,17 @@ def plan_variant(linked: LinkedRegistry, variant: Variant) -> VariantPlan:
             training = plan_training(target, train_in)
         plans.append(TargetPlan(target_id, plan_inference(target, given), training))
     return VariantPlan(variant.id, counts, work, tuple(plans))
+
+
+def params_path(mir: MirId) -> str:
+    """Where a variant's inference parameters go in ``generated/``."""
+    return f"params/{mir.arch}/{mir.series}/{mir.compat or 'base'}.json"
+
+
+def plan_params_file(plan: VariantPlan, source: str) -> PlannedFile:
+    """The inference-parameters JSON of one variant: a section per target, with reasons."""
+    document = {
+        "_generated": {"by": "mirc build", "from": f"spec/{source}", "edit": "the spec, not this"},
+        **plan.to_json(),
+    }
+    return PlannedFile(params_path(plan.id), "params.json.j2", {"document": document}, source)

@@ -1,0 +1,120 @@
+"""The write stage: a whole ``generated/`` tree, swapped in only when complete (RELIABILITY 8).
+
+The new tree is written into a staging folder beside the old one, flushed to disk, and exchanged
+with the old folder in one atomic ``renameat2(RENAME_EXCHANGE)`` where the kernel offers it (two
+renames otherwise, with recovery of the old tree at the next run). A failed or killed build leaves
+``generated/`` exactly as it was. Paths come from the plan and are checked as names, never
+followed through symbolic links.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+SAFE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+class WriteError(Exception):
+    """The output could not be written; nothing was changed."""
+
+
+def check_relative(path: str) -> None:
+    """A planned path: relative, forward slashes, each part a plain name (no ``..``)."""
+    parts = path.split("/")
+    if not parts or any(not SAFE_PART.fullmatch(p) or p in (".", "..") for p in parts):
+        raise WriteError(f"refusing to write unsafe path {path!r}")
+
+
+def write_tree(out_dir: Path, files: Mapping[str, bytes]) -> None:
+    """Replace ``out_dir`` with exactly ``files`` (relative path → bytes), atomically."""
+    for rel in files:
+        check_relative(rel)
+    out_dir = out_dir.absolute()
+    if out_dir.is_symlink():
+        raise WriteError(f"{out_dir} is a symbolic link; refusing to write through it")
+    recover(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+    try:
+        for rel, data in sorted(files.items()):
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        os.sync()  # one flush for the whole tree instead of an fsync per file
+        _swap(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)  # now holds the old tree
+    _fsync_dir(out_dir.parent)
+
+
+def recover(out_dir: Path) -> None:
+    """Clear what a killed build left beside ``out_dir``: staging folders, and the old tree
+    of a swap interrupted between its two renames (fallback path only)."""
+    for staging in out_dir.parent.glob(f".{out_dir.name}.new-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+    if out_dir.exists():
+        for stale in out_dir.parent.glob(f".{out_dir.name}.old-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return
+    olds = sorted(out_dir.parent.glob(f".{out_dir.name}.old-*"))
+    if olds:
+        os.replace(olds[-1], out_dir)
+
+
+def _swap(staging: Path, out_dir: Path) -> None:
+    """Exchange ``staging`` and ``out_dir``; afterwards ``staging`` holds the old tree."""
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        staging.mkdir()
+        return
+    if _exchange(staging, out_dir):
+        return
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    os.replace(out_dir, old)
+    os.replace(staging, out_dir)
+    os.replace(old, staging)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """``renameat2(RENAME_EXCHANGE)``: swap two paths in one step (Linux ≥ 3.15)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    libc = ctypes.CDLL(name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    result = renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    return bool(result == 0)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_tree(out_dir: Path) -> dict[str, bytes]:
+    """Every file under ``out_dir`` (relative path → bytes), without following links."""
+    found: dict[str, bytes] = {}
+    if not out_dir.is_dir():
+        return found
+    for path in sorted(out_dir.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            found[path.relative_to(out_dir).as_posix()] = path.read_bytes()
+    return found
