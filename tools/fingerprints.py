@@ -12,6 +12,7 @@ model, then against sd-mecha's model configurations. See tools/fingerprinting/.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -233,8 +234,17 @@ def write(values: dict[tuple[str, str], dict[str, Any]], paths: Iterable[str]) -
         for (spec_path, compat), owned in values.items():
             if spec_path == path:
                 _set_variant(document["variants"][compat], owned)
-        with file.open("w", encoding="utf-8") as handle:
-            yaml.dump(document, handle)
+        _replace(file, document, yaml)
+
+
+def _replace(file: Path, document: Any, yaml: Any) -> None:
+    """Write beside ``file``, then rename over it: an interrupted run leaves the old file."""
+    temporary = file.with_name(f".{file.name}.tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        yaml.dump(document, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, file)
 
 
 def _set_variant(variant: Any, owned: dict[str, Any]) -> None:
