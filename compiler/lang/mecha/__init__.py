@@ -1,0 +1,1 @@
+"""Mecha merge recipes: parse, check, format, and compare them as graphs."""
