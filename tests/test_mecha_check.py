@@ -185,7 +185,7 @@ def test_mir_ids_resolve_through_a_hook() -> None:
     assert not [d for d in check(text) if d.is_error]  # without a registry: syntax only
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(recipes())
 def test_checking_never_raises(recipe: object) -> None:
     found = check_recipe(recipe)  # type: ignore[arg-type]

@@ -57,8 +57,8 @@ def check_merge(context: MergeContext, binding: Binding[Value]) -> Shape | None:
 
 def _fits(context: MergeContext, method: Method, param: Param, value: Value, shape: Shape) -> bool:
     name = f"'{param.name}' of {method.identifier}"
-    if shape.kind == "scalar" and shape.type == "null":
-        if param.optional:
+    if shape.type == "null":  # sd-mecha's type variable T includes None
+        if param.optional or param.type == "T":
             return True
         context.sink.error("recipe-type", f"{name} cannot be null", value.span)
         return False
