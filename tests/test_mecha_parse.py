@@ -270,6 +270,16 @@ def test_only_mirc_errors_escape(text: str) -> None:
     assert isinstance(recipe, Recipe) and recipe.expressions
 
 
+@settings(max_examples=300)
+@given(RECIPE_LIKE)
+def test_every_syntax_error_is_worded_by_a_table(text: str) -> None:
+    """No error falls through to the generic wording: the tables cover every parser state."""
+    try:
+        parse_recipe(text)
+    except MircError as exc:
+        assert "in the recipe" not in exc.diagnostics[0].message
+
+
 def test_grammar_rejects_what_the_fast_path_rejects() -> None:
     with pytest.raises(UnexpectedInput):
         lalr_parser("mecha").parse('model "a" alpha = 1')
