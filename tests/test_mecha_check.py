@@ -134,19 +134,19 @@ def test_what_sd_mecha_allows_passes() -> None:
     assert check(text) == []
 
 
-def test_every_problem_is_reported_in_line_order() -> None:
+def test_every_problem_is_reported_errors_first_in_line_order() -> None:
     text = (
         'model "a"\nmerge "nope" &0\nmerge "subtract" &0 &9\nmodel "b" merge_space="x"\n'
         'merge "scale" &0'
     )
     found = check(text)
-    assert [(d.span.line, d.severity.value) for d in found if d.span] == [
-        (2, "warning"),
-        (2, "error"),
-        (3, "warning"),
-        (3, "error"),
-        (4, "warning"),
-        (4, "error"),
+    assert [(d.severity.value, d.span.line) for d in found if d.span] == [
+        ("error", 2),
+        ("error", 3),
+        ("error", 4),
+        ("warning", 2),
+        ("warning", 3),
+        ("warning", 4),
     ]
 
 

@@ -67,15 +67,17 @@ _SCALAR_TYPES: dict[type, str] = {
 def check_recipe(
     recipe: Recipe, catalogue: Catalogue | None = None, resolver: MirResolver | None = None
 ) -> list[Diagnostic]:
-    """Every problem in ``recipe``, in line order: errors, and warnings that do not reject it."""
+    """Every problem in ``recipe``: the errors in line order, then the warnings (which do not
+    reject it) in line order."""
     checker = _Checker(recipe, catalogue or load_catalogue(), resolver)
     checker.run()
-    return sorted(checker.sink.items, key=_line_order)
+    return sorted(checker.sink.items, key=_errors_first)
 
 
-def _line_order(diagnostic: Diagnostic) -> tuple[int, int]:
+def _errors_first(diagnostic: Diagnostic) -> tuple[bool, int, int]:
     span = diagnostic.span
-    return (span.line, span.col) if span is not None else (0, 0)
+    place = (span.line, span.col) if span is not None else (0, 0)
+    return (not diagnostic.is_error, *place)
 
 
 class _Checker:
