@@ -90,8 +90,8 @@ def _keyword_problem(method: Method, name: str, given: set[str]) -> Problem | No
 def _missing(method: Method, given: set[str]) -> list[Problem]:
     return [
         Problem(f"{method.identifier} is missing its argument '{param.name}'")
-        for param in method.params
-        if param.kind != "varargs" and not param.has_default and param.name not in given
+        for param in method.required
+        if param.name not in given
     ]
 
 

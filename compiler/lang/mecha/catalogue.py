@@ -61,17 +61,23 @@ class Method:
     conversion: bool = False
     implementations: tuple[str, ...] = ()
 
+    # Derived views, computed once: checking a recipe binds arguments on every merge line.
     @functools.cached_property
     def by_name(self) -> Mapping[str, Param]:
         return {p.name: p for p in self.params if p.kind != "varargs"}
 
-    @property
+    @functools.cached_property
     def positional(self) -> tuple[Param, ...]:
         return tuple(p for p in self.params if p.kind in ("positional", "positional_only"))
 
-    @property
+    @functools.cached_property
     def varargs(self) -> Param | None:
         return next((p for p in self.params if p.kind == "varargs"), None)
+
+    @functools.cached_property
+    def required(self) -> tuple[Param, ...]:
+        """The parameters a call must give (no default, not ``*varargs``)."""
+        return tuple(p for p in self.params if p.kind != "varargs" and not p.has_default)
 
 
 @dataclass(frozen=True, slots=True)

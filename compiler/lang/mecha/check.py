@@ -27,6 +27,7 @@ from compiler.lang.mecha.ast import (
     Merge,
     Model,
     Null,
+    Pos,
     Recipe,
     Ref,
     Str,
@@ -41,6 +42,7 @@ from compiler.lang.mecha.catalogue import (
     load_catalogue,
 )
 from compiler.lang.mecha.merges import check_merge
+from compiler.lang.mecha.parser import paused_gc
 from compiler.lang.mecha.shapes import Shape, common_type, scalar
 from compiler.lang.mir import MirId, parse_mir
 
@@ -70,7 +72,8 @@ def check_recipe(
     """Every problem in ``recipe``: the errors in line order, then the warnings (which do not
     reject it) in line order."""
     checker = _Checker(recipe, catalogue or load_catalogue(), resolver)
-    checker.run()
+    with paused_gc():
+        checker.run()
     return sorted(checker.sink.items, key=_errors_first)
 
 
@@ -140,7 +143,7 @@ class _Checker:
         if method is None:
             self._unknown_method(expression)
             return None
-        binding = self.bind(method, expression.method.span, expression.args, expression.kwargs)
+        binding = self.bind(method, expression.method.pos, expression.args, expression.kwargs)
         return check_merge(self, binding)
 
     def _unknown_method(self, merge: Merge) -> None:
@@ -150,23 +153,22 @@ class _Checker:
         self.sink.error("recipe-method", message, merge.method.span, *notes)
 
     def bind(
-        self, method: Method, span: Span, args: Sequence[Value], kwargs: Sequence[Keyword]
+        self, method: Method, pos: Pos, args: Sequence[Value], kwargs: Sequence[Keyword]
     ) -> Binding[Value]:
-        """Bind arguments, reporting what does not fit at the argument (or at ``span``)."""
+        """Bind arguments, reporting what does not fit at the argument (or at ``pos``)."""
         binding = bind(method, args, [(k.name, k.value) for k in kwargs])
-        spans = {k.name: k.span for k in kwargs}
         for problem in binding.problems:
-            where = span
+            where = pos
             if problem.index is not None:
-                where = args[problem.index].span
+                where = args[problem.index].pos
             elif problem.name is not None:
-                where = spans[problem.name]
-            self.sink.error("recipe-arguments", problem.message, where, *problem.notes)
+                where = next(k.pos for k in kwargs if k.name == problem.name)
+            self.sink.error("recipe-arguments", problem.message, where.span, *problem.notes)
         return binding
 
     def _model(self, model: Model) -> Shape:
         args = (model.path, *model.args)
-        binding = self.bind(MODEL_SIGNATURE, model.span, args, model.kwargs)
+        binding = self.bind(MODEL_SIGNATURE, model.pos, args, model.kwargs)
         config = self._config(binding)
         spaces = self._space(binding)
         if model.path.value.startswith("mir:"):
@@ -196,7 +198,7 @@ class _Checker:
 
     def _mir_model(self, path: Str, config: str | None) -> str | None:
         try:
-            mir = parse_mir(path.value, path.span.file)
+            mir = parse_mir(path.value, path.pos.line.file)
         except MircError as exc:
             for diagnostic in exc.diagnostics:
                 self.sink.add(_within_string(diagnostic, path))
@@ -211,7 +213,7 @@ class _Checker:
         return config or resolved.model_config
 
     def _literal(self, literal: Literal) -> Shape | None:
-        binding = self.bind(LITERAL_SIGNATURE, literal.span, literal.args, literal.kwargs)
+        binding = self.bind(LITERAL_SIGNATURE, literal.pos, literal.args, literal.kwargs)
         value = binding.value_of("value_dict")
         config, spaces = self._config(binding), self._space(binding)
         content = None if value is None else self.shape_of(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from compiler.diagnostics import DiagnosticSink, Span
+from compiler.diagnostics import DiagnosticSink
 from compiler.lang.mecha.ast import Value
 from compiler.lang.mecha.binding import Binding
 from compiler.lang.mecha.catalogue import Catalogue, Method, Param
@@ -79,12 +79,12 @@ def _merge_spaces(
             continue
         symbol = param.space_symbol
         if symbol is None:
-            clash = not _space_fits(context, method, param, shape, value.span) or clash
+            clash = not _space_fits(context, method, param, shape, value) or clash
             continue
         allowed, first_param, first = groups.get(symbol, (param.merge_spaces, None, None))
         joined = allowed & shape.spaces
         if not joined:
-            _space_clash(context, method, (first_param, first), (param, shape), value.span)
+            _space_clash(context, method, (first_param, first), (param, shape), value)
             clash = True
             continue
         groups[symbol] = (joined, first_param or param, first or shape)
@@ -97,7 +97,7 @@ def _merge_spaces(
 
 
 def _space_fits(
-    context: MergeContext, method: Method, param: Param, shape: Shape, span: Span
+    context: MergeContext, method: Method, param: Param, shape: Shape, value: Value
 ) -> bool:
     assert shape.spaces is not None
     if shape.spaces & param.merge_spaces:
@@ -109,7 +109,7 @@ def _space_fits(
     notes = []
     if param.merge_spaces == {"delta"} and "weight" in shape.spaces:
         notes.append('a delta is a difference of two models: merge "subtract" &A &B')
-    context.sink.error("recipe-merge-space", message, span, *notes)
+    context.sink.error("recipe-merge-space", message, value.span, *notes)
     return False
 
 
@@ -118,19 +118,19 @@ def _space_clash(
     method: Method,
     first: tuple[Param | None, Shape | None],
     second: tuple[Param, Shape],
-    span: Span,
+    value: Value,
 ) -> None:
     (first_param, first_shape), (param, shape) = first, second
     assert shape.spaces is not None
     if first_param is None or first_shape is None or first_shape.spaces is None:
-        _space_fits(context, method, param, shape, span)
+        _space_fits(context, method, param, shape, value)
         return
     message = (
         f"merge space mismatch: {method.identifier} takes '{first_param.name}' and "
         f"'{param.name}' in one merge space, but {first_shape.describe()} is in "
         f"{_words(first_shape.spaces)} space and {shape.describe()} in {_words(shape.spaces)} space"
     )
-    context.sink.error("recipe-merge-space", message, span)
+    context.sink.error("recipe-merge-space", message, value.span)
 
 
 def _model_config(context: MergeContext, method: Method, fitted: Fitted) -> str | _Clash | None:

@@ -213,16 +213,17 @@ def grammar_lines(text: str, file: str) -> list[LineTokens]:
     return lines
 
 
+_VALUE_KINDS = {'"': "STRING", "&": "REF", "n": "CONSTANT", "t": "CONSTANT", "f": "CONSTANT"}
+
+
+def value_kind(value: str) -> str:
+    """STRING, REF, CONSTANT or NUMBER: the grammar reads them all as VALUE, told apart by the
+    first character."""
+    return _VALUE_KINDS.get(value[0], "NUMBER")
+
+
 def _kind(token: Token) -> str:
-    """The grammar reads every value as VALUE; the fast path's kinds tell them apart."""
-    if token.type != "VALUE":
-        return token.type
-    first = token[0]
-    if first == '"':
-        return "STRING"
-    if first == "&":
-        return "REF"
-    return "CONSTANT" if first in "ntf" else "NUMBER"
+    return value_kind(str(token)) if token.type == "VALUE" else token.type
 
 
 def _flatten(node: Tree[Token] | Token) -> list[Token]:
