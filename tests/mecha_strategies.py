@@ -25,10 +25,15 @@ from compiler.lang.mecha.ast import (
     Value,
 )
 
-KEYS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,8}", fullmatch=True)
-# Anything a string may hold: no control characters but tab, no line separators.
-TEXT = st.text(
-    st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")) | st.just("\t"), max_size=12
+KEYS = st.builds(
+    str.__add__,
+    st.sampled_from("aZ_k"),
+    st.text(st.sampled_from("az09_.-AZ"), max_size=7),
+)
+# Anything a string may hold (no control characters but tab, no line separators): mostly the
+# characters that matter to the syntax, sometimes any character at all.
+TEXT = st.text(st.sampled_from(' aZ09_.-/\\"=&#\té模\xa0\U0001f600'), max_size=10) | st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=4
 )
 COMMENTS = TEXT.map(lambda text: text.rstrip(" \t"))
 SCALARS: st.SearchStrategy[Value] = st.one_of(

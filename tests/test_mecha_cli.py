@@ -73,7 +73,7 @@ def test_missing_and_oversized_files(tmp_path: Path) -> None:
 def test_fmt_prints_the_formatted_recipe() -> None:
     run = run_mirc("recipe", "fmt", str(FIXTURES / "pairs" / "seed-dialect.given.mecha"))
     assert run.status == 0
-    assert run.out == (FIXTURES / "pairs" / "seed-dialect.mecha").read_text() + "\n"
+    assert run.out == (FIXTURES / "pairs" / "seed-dialect.mecha").read_text()
 
 
 def test_fmt_check_names_the_files_that_would_change(tmp_path: Path) -> None:

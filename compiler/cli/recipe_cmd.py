@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from compiler.cli.output import print_diagnostics, print_json
 from compiler.diagnostics import EXIT_OK, EXIT_REJECTED, exit_status
@@ -30,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "fmt",
         help="write recipes in sd-mecha's format",
         description="Format each recipe in sd-mecha's dialect (version line, one space between "
-        "arguments, no blank lines, no final newline) and print it.",
+        "arguments, no blank lines, no final newline: sd-mecha 1.1.8 reads none) and print it "
+        "exactly as --write would write it; several files are printed one after another.",
     )
     fmt.add_argument("files", nargs="+", metavar="FILE", help="recipe files")
     mode = fmt.add_mutually_exclusive_group()
@@ -66,18 +68,17 @@ def _summary(file: str, ok: bool, expressions: int, diagnostics: tuple[object, .
 
 def _fmt(args: argparse.Namespace) -> int:
     report = format_recipe_files(args.files, write=args.write)
-    changed = False
-    for result in report.files:
-        if result.formatted is None:
-            continue
-        changed = changed or result.changed
-        if args.check and result.changed:
-            print(f"would reformat {result.file}")
-        elif args.write and result.written:
-            print(f"reformatted {result.file}")
-        elif not (args.check or args.write):
-            print(result.formatted)
+    done = [result for result in report.files if result.formatted is not None]
+    if args.check:
+        for result in done:
+            if result.changed:
+                print(f"would reformat {result.file}")
+    elif args.write:
+        for result in done:
+            if result.written:
+                print(f"reformatted {result.file}")
+    else:
+        sys.stdout.write("\n".join(result.formatted or "" for result in done))
     print_diagnostics(report.diagnostics)
-    if report.diagnostics or (args.check and changed):
-        return EXIT_REJECTED
-    return EXIT_OK
+    would_change = args.check and any(result.changed for result in done)
+    return EXIT_REJECTED if report.diagnostics or would_change else EXIT_OK

@@ -95,7 +95,6 @@ class Ref(Located):
 
 
 Value = Str | Int | Float | Bool | Null | Ref
-Scalar = Str | Int | Float | Bool | Null
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +183,3 @@ class Recipe:
     @property
     def expressions(self) -> tuple[Expression, ...]:
         return tuple(item for item in self.items if not isinstance(item, Comment))
-
-    @property
-    def output(self) -> int:
-        """The index of the output expression (the last one)."""
-        return len(self.expressions) - 1

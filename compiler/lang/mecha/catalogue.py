@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-# The value types a parameter may take; "T" is sd-mecha's type variable (any of them), "dict"
-# only the first argument of ``literal``.
-VALUE_TYPES = ("Tensor", "float", "int", "bool", "str", "Generator", "T", "dict")
 ANY_SPACE = frozenset({"delta", "param", "weight"})
 ParamDefault = str | int | float | bool | None
 
@@ -29,6 +26,8 @@ class Param:
 
     name: str
     kind: str  # "positional", "positional_only", "varargs" or "keyword"
+    # "Tensor", "float", "int", "bool", "str" or "Generator"; "T" is sd-mecha's type variable
+    # (any of them); "dict" only for the first argument of ``literal``
     type: str
     merge_spaces: frozenset[str]
     space_symbol: str | None = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Generic, TypeVar
 
 from compiler.atomicfile import write_atomic
@@ -67,6 +66,11 @@ class Report(Generic[T]):
 
 def read_recipe(path: str | os.PathLike[str]) -> Recipe:
     """Read and parse a recipe file (at most 1 MiB of UTF-8); problems raise MircError."""
+    return parse_recipe(read_recipe_text(path), str(path))
+
+
+def read_recipe_text(path: str | os.PathLike[str]) -> str:
+    """A recipe file's text: at most 1 MiB, UTF-8; problems raise MircError."""
     file = str(path)
     try:
         with open(path, "rb") as stream:
@@ -77,7 +81,7 @@ def read_recipe(path: str | os.PathLike[str]) -> Recipe:
     if len(data) > MAX_BYTES:
         message = f"recipe is larger than {MAX_BYTES} bytes (1 MiB)"
         raise MircError([Diagnostic.error("recipe-too-large", message, Span(file))])
-    return parse_recipe(_decode(data, file), file)
+    return _decode(data, file)
 
 
 def _decode(data: bytes, file: str) -> str:
@@ -117,20 +121,23 @@ def format_recipe_files(
     diagnostics: list[Diagnostic] = []
     for path in paths:
         try:
-            recipe = read_recipe(path)
+            text = read_recipe_text(path)
+            formatted = format_recipe(parse_recipe(text, str(path)))
         except MircError as exc:
             results.append(FormattedFile(str(path), None))
             diagnostics.extend(exc.diagnostics)
             continue
-        results.append(_format_file(path, recipe, write, diagnostics))
+        results.append(_format_file(path, formatted, formatted != text, write, diagnostics))
     return Report(tuple(results), tuple(diagnostics))
 
 
 def _format_file(
-    path: str | os.PathLike[str], recipe: Recipe, write: bool, diagnostics: list[Diagnostic]
+    path: str | os.PathLike[str],
+    formatted: str,
+    changed: bool,
+    write: bool,
+    diagnostics: list[Diagnostic],
 ) -> FormattedFile:
-    formatted = format_recipe(recipe)
-    changed = Path(path).read_bytes() != formatted.encode("utf-8")
     if not (write and changed):
         return FormattedFile(str(path), formatted, changed)
     try:

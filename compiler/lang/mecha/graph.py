@@ -99,10 +99,6 @@ class RecipeGraph:
 
     nodes: tuple[GraphNode, ...]
 
-    @property
-    def output(self) -> GraphNode:
-        return self.nodes[-1]
-
 
 def const(value: ConstValue) -> Const:
     """The constant operand for a Python value."""

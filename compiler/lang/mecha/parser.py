@@ -47,7 +47,7 @@ INT_RANGE = (-(2**63), 2**63 - 1)
 BOM = "\ufeff"
 
 _KEY = r"[A-Za-z_][A-Za-z0-9_.\-]*"
-_STRING = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]|\\["\\])*"'
+_STRING = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]|\\["\\])*"'
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _REF = r"&(?:0|[1-9][0-9]*)"
 _CONSTANT = r"null|true|false"
@@ -65,7 +65,7 @@ def _argument(group: str) -> str:
 _ARG_RE = re.compile(_argument("("))
 _EXPRESSION_RE = re.compile(rf"[ \t]*([A-Za-z_][A-Za-z0-9_]*)((?:{_argument('(?:')})*)[ \t]*")
 _VERSION_RE = re.compile(r"[ \t]*(version)[ \t]+([0-9]+\.[0-9]+\.[0-9]+)[ \t]*")
-_COMMENT_RE = re.compile(r"[ \t]*(#[^\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]*)")
+_COMMENT_RE = re.compile(r"[ \t]*(#[^\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]*)")
 _UNESCAPE_RE = re.compile(r"\\(.)")
 
 

@@ -98,6 +98,11 @@ MECHA_CHAR_ERRORS: list[Worded] = [
         ('model "a" \x0c', "model\x00", 'model "a"\n\x0bmodel "b"', "# ok\n\u2028"),
     ),
     Worded(
+        r"[\ud800-\udfff]",
+        "{code} is a lone surrogate, not a character; a recipe is UTF-8 text",
+        ("model \ud800", "# \udfff"),
+    ),
+    Worded(
         r"[^\S \t\n\r]",
         "{code} is not a separator; separate arguments with spaces or tabs",
         ('model\xa0"a"', 'model "a"\u3000&0'),
@@ -173,7 +178,12 @@ MECHA_STRING_ERRORS: dict[str, list[str]] = {
         'model "C:\\models\\x"',
         'model "a\\',
     ],
-    "control character {code} in a string": ['model "a\tb\x01"', 'model "\x7f"'],
+    "{code} is not allowed in a string (no control characters but tab, no line separators)": [
+        'model "a\tb\x01"',
+        'model "\x7f"',
+        'model "a\u2028"',
+        'model "a\ud800"',
+    ],
     "unterminated string; a string ends with '\"' on the same line": [
         'model "a',
         'model "a\nmodel "b"',
@@ -183,7 +193,7 @@ MECHA_STRING_ERRORS: dict[str, list[str]] = {
 
 _STRING_START = '"'
 _ESCAPES = '"\\'
-_BAD_IN_STRING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+_BAD_IN_STRING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
 
 
 def parse_with_grammar(text: str) -> Tree[Token]:
