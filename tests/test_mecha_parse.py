@@ -25,6 +25,8 @@ from compiler.lang.mecha.ast import (
     Ref,
     Str,
 )
+from compiler.lang.mecha.check import check_recipe
+from compiler.lang.mecha.format import format_recipe
 from compiler.lang.mecha.parser import MAX_BYTES, fast_lines, parse_recipe
 from compiler.lang.mecha.syntax import (
     MECHA_CHAR_ERRORS,
@@ -268,6 +270,8 @@ def test_only_mirc_errors_escape(text: str) -> None:
         assert exc.diagnostics and all(d.span is not None for d in exc.diagnostics)
         return
     assert isinstance(recipe, Recipe) and recipe.expressions
+    check_recipe(recipe)
+    assert parse_recipe(format_recipe(recipe)) == recipe
 
 
 @settings(max_examples=300)
