@@ -191,6 +191,7 @@ MECHA_STRING_ERRORS: dict[str, list[str]] = {
     ],
 }
 
+_UNKNOWN_ESCAPE, _BAD_CHARACTER, _UNTERMINATED = MECHA_STRING_ERRORS
 _STRING_START = '"'
 _ESCAPES = '"\\'
 _BAD_IN_STRING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
@@ -296,17 +297,13 @@ def _string_problem(line: str, col: int) -> tuple[str, int, int] | None:
             follower = line[pos + 1 : pos + 2]
             if follower not in _ESCAPES or not follower:
                 shown = "\\" + follower if follower.isprintable() else "\\"
-                return _string_message(0, escape=shown), pos, 2
+                return _UNKNOWN_ESCAPE.format(escape=shown), pos, 2
             pos += 2
             continue
         if _BAD_IN_STRING.match(char):
-            return _string_message(1, code=_code(char)), pos, 1
+            return _BAD_CHARACTER.format(code=_code(char)), pos, 1
         pos += 1
-    return _string_message(2), col, 1
-
-
-def _string_message(which: int, **parts: str) -> str:
-    return list(MECHA_STRING_ERRORS)[which].format(**parts)
+    return _UNTERMINATED, col, 1
 
 
 def _char_problem(line: str, col: int) -> tuple[str, int, int] | None:
