@@ -8,6 +8,8 @@ import sys
 from compiler.cli.output import print_diagnostics, print_json
 from compiler.diagnostics import EXIT_OK, EXIT_REJECTED, exit_status
 from compiler.lang.mecha.files import check_recipe_files, format_recipe_files
+from compiler.registry import lazy_resolver
+from compiler.resources import default_spec_dir
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    report = check_recipe_files(args.files)
+    report = check_recipe_files(args.files, lazy_resolver(default_spec_dir()))
     if args.json:
         print_json([result.to_json() for result in report.files])
     else:
