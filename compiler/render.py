@@ -30,7 +30,6 @@ from compiler.resources import data_dir
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 LINE_LENGTH = 100  # the project's ruff line-length: generated files pass ruff unchanged
-SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 class RenderError(Exception):
@@ -41,32 +40,49 @@ def pyliteral(value: Any, indent: int = 0) -> str:
     """``value`` as Python source that evaluates to an equal value; refuses anything else.
 
     The layout is the one ``ruff format`` keeps, so that generated files pass
-    ``ruff format --check``: a non-empty collection has one item per line and a trailing comma;
+    ``ruff format --check``: a collection stays on one line when it fits, else has one item per
+    line and a trailing comma (always, at the top level, whose line's start is not known here);
     strings are ASCII, double-quoted unless that needs more escapes; a string too long for its
     line is split into a parenthesised implicit concatenation (dict keys never are: they are
     names). ``indent`` is the indentation of the line the literal starts on (a string at the top
     level is assumed to start that line).
     """
     _check_plain(value)
-    text = _literal(value, indent, indent, 0)
+    text = _literal(value, indent, None, 0)
     if ast.literal_eval(text) != value:
         raise RenderError(f"value does not survive as a literal: {text[:80]}")
     return text
 
 
-def _literal(value: Any, indent: int, start: int, tail: int) -> str:
-    """``value`` beginning at column ``start`` of a line indented ``indent``, followed by
-    ``tail`` more characters on that line."""
+def _literal(value: Any, indent: int, start: int | None, tail: int) -> str:
+    """``value`` beginning at column ``start`` (None: unknown) of a line indented ``indent``,
+    followed by ``tail`` more characters on that line."""
     if isinstance(value, str):
-        return _string(value, indent, start, tail)
-    if isinstance(value, float):
-        return repr(value).replace("e+", "e")  # ruff writes 1e16, not 1e+16
+        return _string(value, indent, indent if start is None else start, tail)
+    flat = _flat(value)
+    if start is not None and start + len(flat) + tail <= LINE_LENGTH:
+        return flat
     if isinstance(value, dict):
         items = [(_key(k) + ": ", v) for k, v in value.items()]
         return _collection(items, "{", "}", indent)
     if isinstance(value, list | tuple):
         brackets = "[]" if isinstance(value, list) else "()"
         return _collection([("", v) for v in value], brackets[0], brackets[1], indent)
+    return flat
+
+
+def _flat(value: Any) -> str:
+    """``value`` on one line."""
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, float):
+        return repr(value).replace("e+", "e")  # ruff writes 1e16, not 1e+16
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_key(k)}: {_flat(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flat(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_flat(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     return repr(value)
 
 
@@ -111,16 +127,19 @@ def _quote(text: str) -> str:
     """An ASCII string literal; double quotes unless the text holds more of them than of
     single quotes (ruff's rule)."""
     quote = "'" if text.count('"') > text.count("'") else '"'
-    body = "".join(_escape(ch, quote) for ch in text)
+    body = text.translate(_ESCAPES[quote]).encode("ascii", "backslashreplace").decode("ascii")
     return quote + body + quote
 
 
-def _escape(char: str, quote: str) -> str:
-    if char in ("\\", quote):
-        return "\\" + char
-    if " " <= char <= "~":
-        return char
-    return SHORT_ESCAPES.get(char) or ascii(char)[1:-1]
+def _escapes(quote: str) -> dict[int, str]:
+    """What ``str.translate`` replaces: control characters, the backslash and the quote (the
+    rest of non-ASCII is escaped by the ``backslashreplace`` error handler)."""
+    table = {code: ascii(chr(code))[1:-1] for code in (*range(32), 127)}
+    table.update({ord("\\"): "\\\\", ord(quote): "\\" + quote})
+    return table
+
+
+_ESCAPES = {quote: _escapes(quote) for quote in ("'", '"')}
 
 
 def _check_plain(value: Any) -> None:

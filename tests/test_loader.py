@@ -26,8 +26,9 @@ from compiler.plan.loader import module_path, plan_loader, single_file_classes
 from compiler.plan.model import PlannedFile
 from compiler.registry import check_registry
 from compiler.render import render
+from compiler.resources import data_dir
 from tests.loader_support import save_single_file, tiny_pipeline, tiny_text_encoder
-from tests.test_render import ruff_problems
+from tests.test_render import ruff_path_problems, ruff_problems
 
 SCHEDULER = """\
 spec_version: 1
@@ -294,6 +295,24 @@ def test_single_file_table_matches_installed_diffusers() -> None:
 
 
 # ---- the generated module ---------------------------------------------------------------
+
+
+def test_every_loader_of_the_shipped_registry_passes_ruff_and_imports(tmp_path: Path) -> None:
+    """The real registry's odd values (upstream generation settings, settings-only variants)."""
+    planned = planned_loaders(data_dir("spec"))
+    assert len(planned) > 100 and "mir:info.dit.flux-1-dev" in planned
+    modules = []
+    for item in planned.values():
+        path = tmp_path / item.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(item.template, item.context), encoding="ascii")
+        modules.append(path)
+    assert ruff_path_problems(tmp_path) == []
+    flux = import_generated(
+        modules[list(planned).index("mir:info.dit.flux-1-dev")].read_text(), tmp_path
+    )
+    assert flux.VARIANTS["f-lite-8b"]["class"] == "FluxPipeline"  # settings-only: base's class
+    assert flux.VARIANTS["base"]["single_file"] is True and "f-lite" not in flux.VARIANTS
 
 
 def test_generated_module_passes_ruff_and_renders_identically(

@@ -80,6 +80,11 @@ def ruff_problems(source: str, tmp_path: Path) -> list[str]:
     """What ``ruff format --check`` and ``ruff check`` say of ``source`` (nothing when clean)."""
     path = tmp_path / "generated.py"
     path.write_text(source, encoding="ascii")
+    return ruff_path_problems(path)
+
+
+def ruff_path_problems(path: Path) -> list[str]:
+    """What ``ruff format --check`` and ``ruff check`` say of a file or folder."""
     problems = []
     for command in (("format", "--check", "--diff"), ("check", "--no-cache")):
         argv = [RUFF[0], *command, *RUFF[1:], str(path)]
