@@ -268,11 +268,16 @@ def test_module_names_are_identifiers() -> None:
 
 
 def test_series_without_loadable_variant_gets_no_module(tmp_path: Path) -> None:
-    lora = TINY_SD.replace("tiny-sd", "tiny-lora").replace("unet", "lora")
-    lora = lora[: lora.index("  turbo:")].replace(
-        "class: StableDiffusionPipeline", "class: load_lora_weights"
+    """A pipeline method (a LoRA's load_lora_weights), a diffusers model class (a component,
+    not a pipeline) and an ops entry (the scheduler) build nothing on their own."""
+    base = TINY_SD[: TINY_SD.index("  turbo:")]
+    lora = base.replace("tiny-sd", "tiny-lora").replace("unet", "lora")
+    lora = lora.replace("class: StableDiffusionPipeline", "class: load_lora_weights")
+    unet = base.replace("tiny-sd", "tiny-unet").replace(
+        "StableDiffusionPipeline", "UNet2DConditionModel"
     )
-    assert planned_loaders(write_specs(tmp_path, {"models/lora/tiny-lora.yaml": lora})) == {}
+    specs = {"models/lora/tiny-lora.yaml": lora, "models/unet/tiny-unet.yaml": unet}
+    assert planned_loaders(write_specs(tmp_path, specs)) == {}
 
 
 def test_single_file_table_matches_installed_diffusers() -> None:

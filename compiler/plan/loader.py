@@ -1,10 +1,11 @@
 """Loader modules (DESIGN §1.2, §6): for one series, every value ``templates/loader.py.j2`` prints.
 
-A series gets a loader module when one of its variants has a backend naming a diffusers or
-transformers class. The context is finished, sorted, plain data: per variant the hub repo, the
-class, the scheduler (its class resolved from the ``ops`` spec the scheduler MIR id names), the
-default generation arguments, whether diffusers reads the class from one checkpoint file, the
-components; per target and variant the planned inference settings with their reasons.
+A series gets a loader module when one of its variants has a backend naming a diffusers
+pipeline or a transformers class. The context is finished, sorted, plain data: per variant the
+hub repo, the class, the scheduler (its class resolved from the ``ops`` spec the scheduler MIR
+id names), the default generation arguments, whether diffusers reads the class from one
+checkpoint file, the components; per target and variant the planned inference settings with
+their reasons.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from compiler.plan import VariantPlan
 from compiler.plan.model import InferencePlan, PlannedFile
 
 TEMPLATE = "loader.py.j2"
-LOADER_PACKAGES = ("diffusers", "transformers")
 SETTINGS = ("dtype", "attention", "offload", "vae_tiling", "vae_slicing", "tf32", "compile")
 MODULE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,127}")  # the allow-list for generated module names
 SINGLE_FILE_TABLE = Path(__file__).with_name("single_file_classes.txt")
@@ -79,11 +79,14 @@ def _module_name(name: str) -> str:
 
 def loader_backend(linked: LinkedRegistry, variant: Variant) -> Backend | None:
     """The first backend of ``variant`` (settings-only ones completed from the base variant) that
-    names a diffusers or transformers class; functions and methods such as
-    ``load_lora_weights`` are lowercase and load nothing on their own."""
+    names a diffusers pipeline or a transformers class. Functions and pipeline methods such as
+    ``load_lora_weights`` are lowercase and load nothing on their own; a diffusers model class
+    (a UNet, a VAE) is a pipeline's component, not what a loader module builds."""
     for backend in effective_backends(linked, variant):
         name = backend.class_name or ""
-        if backend.package in LOADER_PACKAGES and name[:1].isupper():
+        if backend.package == "transformers" and name[:1].isupper():
+            return backend
+        if backend.package == "diffusers" and name[:1].isupper() and "Pipeline" in name:
             return backend
     return None
 
