@@ -4,8 +4,9 @@ One environment factory: ``StrictUndefined`` (a missing value is an error, never
 string), ``keep_trailing_newline``, autoescape off (nothing here is HTML), and the filters that
 are the only way a spec value may reach generated source (RELIABILITY rule 6):
 
-* ``pyliteral`` — any plain value as a Python literal (``repr`` of str/int/float/bool/None and
-  of lists, tuples and dicts of them), checked to parse back to the same value;
+* ``pyliteral`` — any plain value (str/int/float/bool/None and lists, tuples and dicts of them)
+  as an ASCII Python literal laid out the way ``ruff format`` lays it out, checked to parse back
+  to the same value;
 * ``pyident`` — a name checked against an allow-list pattern;
 * ``pycomment`` — one escaped ASCII line for a ``#`` comment;
 * ``canonical_json`` — sorted keys, two-space indent, ASCII only.
@@ -28,19 +29,117 @@ import jinja2
 from compiler.resources import data_dir
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+LINE_LENGTH = 100  # the project's ruff line-length: generated files pass ruff unchanged
 
 
 class RenderError(Exception):
     """A template or a value could not be rendered safely."""
 
 
-def pyliteral(value: Any) -> str:
-    """``value`` as Python source that evaluates to an equal value; refuses anything else."""
+def pyliteral(value: Any, indent: int = 0) -> str:
+    """``value`` as Python source that evaluates to an equal value; refuses anything else.
+
+    The layout is the one ``ruff format`` keeps, so that generated files pass
+    ``ruff format --check``: a collection stays on one line when it fits, else has one item per
+    line and a trailing comma (always, at the top level, whose line's start is not known here);
+    strings are ASCII, double-quoted unless that needs more escapes; a string too long for its
+    line is split into a parenthesised implicit concatenation (dict keys never are: they are
+    names). ``indent`` is the indentation of the line the literal starts on (a string at the top
+    level is assumed to start that line).
+    """
     _check_plain(value)
-    text = repr(value)
+    text = _literal(value, indent, None, 0)
     if ast.literal_eval(text) != value:
         raise RenderError(f"value does not survive as a literal: {text[:80]}")
     return text
+
+
+def _literal(value: Any, indent: int, start: int | None, tail: int) -> str:
+    """``value`` beginning at column ``start`` (None: unknown) of a line indented ``indent``,
+    followed by ``tail`` more characters on that line."""
+    if isinstance(value, str):
+        return _string(value, indent, indent if start is None else start, tail)
+    flat = _flat(value)
+    if start is not None and start + len(flat) + tail <= LINE_LENGTH:
+        return flat
+    if isinstance(value, dict):
+        items = [(_key(k) + ": ", v) for k, v in value.items()]
+        return _collection(items, "{", "}", indent)
+    if isinstance(value, list | tuple):
+        brackets = "[]" if isinstance(value, list) else "()"
+        return _collection([("", v) for v in value], brackets[0], brackets[1], indent)
+    return flat
+
+
+def _flat(value: Any) -> str:
+    """``value`` on one line."""
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, float):
+        return repr(value).replace("e+", "e")  # ruff writes 1e16, not 1e+16
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_key(k)}: {_flat(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flat(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_flat(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
+
+
+def _key(key: str | int) -> str:
+    return _quote(key) if isinstance(key, str) else repr(key)
+
+
+def _collection(items: list[tuple[str, Any]], opening: str, closing: str, indent: int) -> str:
+    if not items:
+        return opening + closing
+    inner = " " * (indent + 4)
+    lines = [opening]
+    for head, item in items:
+        lines.append(inner + head + _literal(item, indent + 4, len(inner + head), 1) + ",")
+    lines.append(" " * indent + closing)
+    return "\n".join(lines)
+
+
+def _string(value: str, indent: int, start: int, tail: int) -> str:
+    text = _quote(value)
+    if start + len(text) + tail <= LINE_LENGTH:
+        return text
+    inner = " " * (indent + 4)
+    width = LINE_LENGTH - len(inner)
+    parts = [text] if len(text) <= width else [_quote(p) for p in _chunks(value, width)]
+    return "(\n" + "".join(f"{inner}{part}\n" for part in parts) + " " * indent + ")"
+
+
+def _chunks(value: str, width: int) -> list[str]:
+    """``value`` cut after whitespace (or anywhere, for a long word) into pieces whose quoted
+    form fits in ``width`` columns."""
+    chunks = [""]
+    for word in re.findall(r"\S*\s*", value):
+        for char in word if len(_quote(word)) > width else [word]:
+            if chunks[-1] and len(_quote(chunks[-1] + char)) > width:
+                chunks.append("")
+            chunks[-1] += char
+    return chunks
+
+
+def _quote(text: str) -> str:
+    """An ASCII string literal; double quotes unless the text holds more of them than of
+    single quotes (ruff's rule)."""
+    quote = "'" if text.count('"') > text.count("'") else '"'
+    body = text.translate(_ESCAPES[quote]).encode("ascii", "backslashreplace").decode("ascii")
+    return quote + body + quote
+
+
+def _escapes(quote: str) -> dict[int, str]:
+    """What ``str.translate`` replaces: control characters, the backslash and the quote (the
+    rest of non-ASCII is escaped by the ``backslashreplace`` error handler)."""
+    table = {code: ascii(chr(code))[1:-1] for code in (*range(32), 127)}
+    table.update({ord("\\"): "\\\\", ord(quote): "\\" + quote})
+    return table
+
+
+_ESCAPES = {quote: _escapes(quote) for quote in ("'", '"')}
 
 
 def _check_plain(value: Any) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.render import RenderError, pycomment, pyident, pyliteral
@@ -68,3 +71,66 @@ def test_comments_stay_on_one_ascii_line(text: str) -> None:
     line = pycomment(text)
     assert line.isascii() and "\n" not in line and "\r" not in line
     assert len(f"# {line}\n".splitlines()) == 1
+
+
+RUFF = ("ruff", "--config", str(Path(__file__).resolve().parents[1] / "pyproject.toml"))
+
+
+def ruff_problems(source: str, tmp_path: Path) -> list[str]:
+    """What ``ruff format --check`` and ``ruff check`` say of ``source`` (nothing when clean)."""
+    path = tmp_path / "generated.py"
+    path.write_text(source, encoding="ascii")
+    return ruff_path_problems(path)
+
+
+def ruff_path_problems(path: Path) -> list[str]:
+    """What ``ruff format --check`` and ``ruff check`` say of a file or folder."""
+    problems = []
+    for command in (("format", "--check", "--diff"), ("check", "--no-cache")):
+        argv = [RUFF[0], *command, *RUFF[1:], str(path)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            problems.append(done.stdout + done.stderr)
+    return problems
+
+
+def test_literals_are_laid_out_as_ruff_formats_them(tmp_path: Path) -> None:
+    """Around the line-length edge: strings that fit, that fit alone in parentheses, and that
+    must be split, at several depths, after keys and as list items, with awkward characters."""
+    bodies = ("ab " * 60, "x" * 200, "a'b\"c " * 30, "\u2028z\\ " * 40, 'say "hi" ' * 20)
+    statements = []
+    for depth in range(3):
+        for key in ("", "k", "a_longer_key"):
+            for length in range(80, 115):
+                for body in bodies:
+                    value: Any = body[:length]
+                    for _ in range(depth):
+                        value = [value]
+                    value = {key: value} if key else [value]
+                    statements.append(f"X{len(statements)} = {pyliteral(value)}\n")
+    source = "".join(statements)
+    assert source.isascii()
+    assert ruff_problems(source, tmp_path) == []
+
+
+# Keys are names in generated files (variants, targets, keyword arguments): never split, so long
+# keys are left out here.
+NAMES = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", max_size=20)
+PLAIN = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=150)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(NAMES, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(PLAIN, min_size=20, max_size=40))
+def test_any_plain_value_passes_ruff_unchanged(tmp_path: Path, values: list[Any]) -> None:
+    source = "".join(f"X{i} = {pyliteral([value])}\n" for i, value in enumerate(values))
+    assert ruff_problems(source, tmp_path) == []
