@@ -24,6 +24,8 @@ from compiler.ir import Series
 from compiler.link import LinkedRegistry
 from compiler.load import discover
 from compiler.plan import plan_params_file, plan_variant
+from compiler.plan.loader import TEMPLATE as LOADER_TEMPLATE
+from compiler.plan.loader import plan_loader, plan_loader_runtime
 from compiler.plan.model import PlannedFile
 from compiler.registry import check_registry
 from compiler.render import RenderError, render
@@ -94,15 +96,20 @@ def plan_files(linked: LinkedRegistry) -> list[PlannedFile]:
     planned: list[PlannedFile] = []
     for series in sorted(linked.series.values(), key=lambda s: str(s.id)):
         planned.extend(_series_files(linked, series))
+    if any(f.template == LOADER_TEMPLATE for f in planned):
+        planned.append(plan_loader_runtime())
     return sorted(planned, key=lambda f: f.path)
 
 
 def _series_files(linked: LinkedRegistry, series: Series) -> Iterator[PlannedFile]:
     if series.kind == "ops":
         return
-    for compat in sorted(series.variants):
-        plan = plan_variant(linked, series.variants[compat])
+    plans = {v.id: plan_variant(linked, v) for _, v in sorted(series.variants.items())}
+    for plan in plans.values():
         yield plan_params_file(plan, series.path)
+    loader = plan_loader(linked, series, plans)
+    if loader is not None:
+        yield loader
 
 
 def _render_all(

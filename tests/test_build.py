@@ -100,8 +100,9 @@ def test_changing_one_spec_renders_only_its_files(tmp_path: Path) -> None:
     tiny = "  tiny:\n    backends:\n      - generation: {height: 768}\n"
     toy.write_text(toy.read_text().replace("  tiny:\n", tiny))
     second = build(spec, out)
-    assert second.ok and (first.rendered, second.rendered) == (3, 1)
-    assert second.changed == ["params/unet/toy/tiny.json"]
+    # three parameter files, the toy series' loader and the loaders' shared runtime
+    assert second.ok and (first.rendered, second.rendered) == (5, 2)
+    assert second.changed == ["loaders/unet/toy.py", "params/unet/toy/tiny.json"]
 
 
 def test_template_error_leaves_generated_unchanged(tmp_path: Path) -> None:

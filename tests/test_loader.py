@@ -22,7 +22,7 @@ from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
 from compiler.lang.mir import MirId
 from compiler.plan import plan_variant
-from compiler.plan.loader import module_path, plan_loader, single_file_classes
+from compiler.plan.loader import module_path, plan_loader, plan_loader_runtime, single_file_classes
 from compiler.plan.model import PlannedFile
 from compiler.registry import check_registry
 from compiler.render import render
@@ -137,14 +137,19 @@ _names = itertools.count()
 
 
 def import_generated(text: str, folder: Path) -> types.ModuleType:
-    """Write ``text`` to a fresh file in ``folder`` and import it."""
-    path = folder / f"generated_loader_{next(_names)}.py"
-    path.write_text(text, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Write ``text`` as a loader module beside the shared runtime, in a fresh package under
+    ``folder`` (``<package>/loaders/<arch>/<module>.py``, as in generated/), and import it."""
+    package = f"generated_{next(_names)}"
+    loaders = folder / package / "loaders"
+    (loaders / "arch").mkdir(parents=True)
+    runtime = render(plan_loader_runtime().template, {})
+    (loaders / "runtime.py").write_text(runtime, encoding="utf-8")
+    (loaders / "arch" / "series.py").write_text(text, encoding="utf-8")
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module(f"{package}.loaders.arch.series")
+    finally:
+        sys.path.remove(str(folder))
 
 
 @pytest.fixture(scope="module")
@@ -241,10 +246,12 @@ def test_context_is_finished_sorted_plain_data(registry: dict[str, PlannedFile])
         "package": "diffusers",
     }
     assert base["single_file"] is True and base["denoiser"] == "unet"
-    assert context["targets"]["cpu"]["base"]["dtype"]["value"] == "fp32"
-    gpu = context["targets"]["big-gpu"]["base"]
-    assert gpu["device"] == "cuda" and gpu["dtype"]["value"] == "bf16"
-    assert gpu["attention"]["value"] == "flash-attention-2" and gpu["attention"]["reason"]
+    settings, reasons = context["settings"], context["reasons"]
+    assert settings[context["targets"]["cpu"]["base"]]["dtype"][0] == "fp32"
+    gpu = settings[context["targets"]["big-gpu"]["base"]]
+    assert gpu["device"] == "cuda" and gpu["dtype"][0] == "bf16"
+    assert gpu["attention"][0] == "flash-attention-2" and reasons[gpu["attention"][1]]
+    assert len(reasons) == len(set(reasons))
     assert registry["mir:info.aet.tiny-clip"].context["variants"]["base"]["single_file"] is False
 
 
@@ -448,12 +455,13 @@ def test_loads_a_transformers_model_offline(
 def test_unavailable_attention_kernels_fall_back_to_sdpa_with_a_warning(
     loader: types.ModuleType, saved: dict[str, Any]
 ) -> None:
-    assert loader._usable_kernel("sdpa", loader.DIFFUSERS_KERNELS) == "sdpa"
+    runtime = loader.runtime
+    assert runtime._usable_kernel("sdpa", runtime.DIFFUSERS_KERNELS) == "sdpa"
     if importlib.util.find_spec("flash_attn") is None:
         with pytest.warns(UserWarning, match="flash-attention-2 is planned but not installed"):
-            loader._set_attention(saved["pipe"], "flash-attention-2")
+            runtime._set_attention(saved["pipe"], "flash-attention-2")
     with pytest.warns(UserWarning, match="xformers is planned but this library lacks it"):
-        assert loader._usable_kernel("xformers", loader.TRANSFORMERS_KERNELS) == "sdpa"
+        assert runtime._usable_kernel("xformers", runtime.TRANSFORMERS_KERNELS) == "sdpa"
 
 
 # ---- spec values never become code --------------------------------------------------------
@@ -542,13 +550,13 @@ def test_values_the_schema_would_refuse_stay_inert_too(
         "single_file": True,
         "components": {values[9]: values[0]},
     }
-    settings = {name: {"value": values[0], "reason": values[1]} for name in ("dtype", "attention")}
+    settings = {name: [values[0], 0] for name in ("dtype", "attention")}
     context = {
         "series": {"id": values[2], "source": values[3]},
         "variants": {"base": nasty, values[4]: nasty},
-        "targets": {
-            "cpu": {"base": {"device": "cpu", **settings}, values[4]: {"device": values[5]}}
-        },
+        "targets": {"cpu": {"base": 0, values[4]: 1}},
+        "settings": [{"device": "cpu", **settings}, {"device": values[5]}],
+        "reasons": [values[1]],
     }
     text = render("loader.py.j2", context)
     assert text.isascii()

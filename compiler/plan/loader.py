@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import keyword
 import re
 from collections.abc import Mapping
@@ -46,17 +47,29 @@ def plan_loader(
     if not backends:
         return None
     variants = {c: _variant(linked, series.variants[c], b) for c, b in backends.items()}
-    targets: dict[str, dict[str, Any]] = {}
+    table = _SettingsTable()
+    targets: dict[str, dict[str, int]] = {}
     for compat in backends:
         for target in plans[series.variants[compat].id].targets:
             device = linked.targets[target.target].device
-            targets.setdefault(target.target, {})[compat] = _settings(device, target.inference)
+            targets.setdefault(target.target, {})[compat] = table.add(device, target.inference)
     context = {
         "series": {"id": str(series.id), "source": series.path},
         "variants": variants,
         "targets": targets,
+        "settings": table.settings,
+        "reasons": table.reasons,
     }
     return PlannedFile(module_path(series.id), TEMPLATE, _sorted(context), series.path)
+
+
+RUNTIME_TEMPLATE = "loader_runtime.py.j2"
+RUNTIME_PATH = "loaders/runtime.py"
+
+
+def plan_loader_runtime() -> PlannedFile:
+    """The code every loader module shares (``loaders/runtime.py``); it holds no spec value."""
+    return PlannedFile(RUNTIME_PATH, RUNTIME_TEMPLATE, {}, "")
 
 
 def module_path(series: MirId) -> str:
@@ -156,11 +169,33 @@ def _diffusers_class(ops: Variant) -> Backend | None:
     return next((b for b in ops.backends if b.package == "diffusers" and b.class_name), None)
 
 
-def _settings(device: str, plan: InferencePlan) -> dict[str, Any]:
-    settings: dict[str, Any] = {"device": device, "fit": plan.fit}
-    for name in SETTINGS:
-        settings[name] = getattr(plan, name).to_json()
-    return settings
+class _SettingsTable:
+    """Each distinct settings record once, and each distinct reason once: most variants of a
+    series share their settings on a target, and most reasons recur across targets."""
+
+    def __init__(self) -> None:
+        self.settings: list[dict[str, Any]] = []
+        self.reasons: list[str] = []
+        self._setting_index: dict[str, int] = {}
+        self._reason_index: dict[str, int] = {}
+
+    def add(self, device: str, plan: InferencePlan) -> int:
+        """The index of ``plan``'s settings: each is ``[value, reason index]``."""
+        record: dict[str, Any] = {"device": device, "fit": plan.fit}
+        for name in SETTINGS:
+            decision = getattr(plan, name)
+            record[name] = [decision.value, self._reason(decision.reason)]
+        key = json.dumps(record, sort_keys=True)
+        if key not in self._setting_index:
+            self._setting_index[key] = len(self.settings)
+            self.settings.append(record)
+        return self._setting_index[key]
+
+    def _reason(self, reason: str) -> int:
+        if reason not in self._reason_index:
+            self._reason_index[reason] = len(self.reasons)
+            self.reasons.append(reason)
+        return self._reason_index[reason]
 
 
 def _sorted(value: Any) -> Any:
