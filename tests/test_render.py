@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compiler.render import RenderError, pyblock, pycomment, pyident, pyliteral
+from compiler.render import RenderError, pyblock, pycomment, pyident, pyliteral, shellword
 from tests.conftest import ROOT
 
 NASTY = [
@@ -125,3 +125,12 @@ def test_pyblock_is_what_ruff_format_writes(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stdout + done.stderr + source
     assert ast.literal_eval(source.split("=", 1)[1].strip()) == block_sample()
+
+
+def test_shell_words_are_quoted_or_refused() -> None:
+    assert shellword(8) == "8"
+    assert shellword("cpu_2.py") == "cpu_2.py"
+    assert shellword("a b; rm -rf /") == "'a b; rm -rf /'"
+    for bad in (True, None, 1.5, "", ["x"]):
+        with pytest.raises(RenderError):
+            shellword(bad)
