@@ -20,11 +20,13 @@ import pytest
 from tests.conftest import ROOT
 from tests.training_support import (
     build_tiny_pipeline,
+    build_tiny_sdxl_pipeline,
     rendered_training_files,
     write_images,
 )
 
 FOLDER = "training/unet/tiny_sd"
+SDXL_FOLDER = "training/unet/tiny_sdxl"
 HOOKS = '''\
 """Records each hook point, the groups' learning rates, gradients and a weight digest."""
 
@@ -93,14 +95,15 @@ class Workspace:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
         self.pipeline = build_tiny_pipeline(root / "models")
+        self.sdxl_pipeline = build_tiny_sdxl_pipeline(root / "models")
         self.data = write_images(root / "data")
         self.hooks = root / "record_hooks.py"
         self.hooks.write_text(HOOKS, encoding="utf-8")
         self.zero_hooks = root / "zero_loss_hooks.py"
         self.zero_hooks.write_text(HOOKS.replace("LOSS_SCALE = 1.0", "LOSS_SCALE = 0.0"))
 
-    def script(self, target: str) -> Path:
-        return self.root / "generated" / FOLDER / f"{target}.py"
+    def script(self, target: str, folder: str = FOLDER) -> Path:
+        return self.root / "generated" / folder / f"{target}.py"
 
     def argv(self, output: Path, *extra: str) -> list[str]:
         source = ["--source", str(self.pipeline), "--data", str(self.data)]
@@ -176,13 +179,8 @@ def image_with(pipeline: Path, lora: Path | None) -> Any:
 
 
 def test_one_script_per_target_and_launch_files_for_several_devices(workspace: Workspace) -> None:
-    assert sorted(workspace.files) == [
-        f"{FOLDER}/cpu.py",
-        f"{FOLDER}/cpu_2.py",
-        f"{FOLDER}/cpu_2.sh",
-        f"{FOLDER}/h100_cluster.py",
-        f"{FOLDER}/h100_cluster.sh",
-    ]
+    names = ["cpu.py", "cpu_2.py", "cpu_2.sh", "h100_cluster.py", "h100_cluster.sh"]
+    assert sorted(workspace.files) == [f"{f}/{n}" for f in (FOLDER, SDXL_FOLDER) for n in names]
     single = workspace.files[f"{FOLDER}/cpu_2.sh"]
     assert "torchrun} --standalone --nproc-per-node 2" in single
     cluster = workspace.files[f"{FOLDER}/h100_cluster.sh"]
@@ -194,7 +192,7 @@ def test_one_script_per_target_and_launch_files_for_several_devices(workspace: W
 
 
 def test_generated_python_passes_ruff(workspace: Workspace) -> None:
-    scripts = [str(workspace.script(t)) for t in ("cpu", "cpu_2", "h100_cluster")]
+    scripts = [str(workspace.root / "generated" / p) for p in workspace.files if p.endswith(".py")]
     config = ["--config", str(ROOT / "pyproject.toml")]
     for command in (["check"], ["format", "--check"]):
         done = subprocess.run(
@@ -402,3 +400,53 @@ def test_objective_targets(workspace: Workspace) -> None:
             "sample": latents,
         }[objective]
         assert torch.allclose(target, expected, atol=1e-4)
+
+
+def test_sdxl_conditioning(workspace: Workspace, tmp_path: Path) -> None:
+    """Two text encoders, pooled embeddings and time ids; the objective read from the scheduler
+    (the spec names none); the refiner variant (an img2img pipeline) is left out."""
+    script = load_script(workspace.script("cpu", SDXL_FOLDER))
+    assert list(script.SPEC["variants"]) == ["base"]
+    assert script.SPEC["variants"]["base"]["conditioning"] == "clip-sdxl"
+    argv = ["--source", str(workspace.sdxl_pipeline), "--data", str(workspace.data)]
+    script.main([*argv, "--output", str(tmp_path), "--max-steps", "3"])
+    assert all(math.isfinite(e["loss"]) for e in log(tmp_path))
+    _, metadata = safetensors_file(tmp_path / "pytorch_lora_weights.safetensors")
+    assert metadata["modelspec.prediction_type"] == "epsilon"
+    assert metadata["mir.id"] == "mir:info.unet.tiny-sdxl:base"
+
+    import numpy as np
+    from diffusers import StableDiffusionXLPipeline
+    from torch import Generator
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(workspace.sdxl_pipeline)
+    pipe.set_progress_bar_config(disable=True)
+    images = []
+    for lora in (None, tmp_path / "pytorch_lora_weights.safetensors"):
+        if lora is not None:
+            pipe.load_lora_weights(str(lora))
+        options = {"height": 32, "width": 32, "num_inference_steps": 2, "output_type": "np"}
+        images.append(pipe("a red square", generator=Generator().manual_seed(0), **options))
+    assert np.abs(images[0].images - images[1].images).max() > 0
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_and_its_resume(
+    workspace: Workspace, tmp_path: Path, precision: str
+) -> None:
+    """The CUDA targets' autocast paths (fp16 with a gradient scaler) also run on the CPU; a
+    checkpoint carries the scaler, so resuming still ends where the whole run did."""
+    script = load_script(workspace.script("cpu"))
+    plan = script.SPEC["variants"]["base"]["methods"]["lora"]
+    plan["mixed_precision"] = {"value": precision, "reason": "test"}
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    script.main(workspace.argv(whole, "--max-steps", "3", "--checkpoint-every", "2"))
+    checkpoint = whole / "checkpoint-00000002"
+    scaler = script.read_state(checkpoint, "training")["scaler"]
+    assert bool(scaler) == (precision == "fp16") and scaler.get("scale", 1.0) > 0
+    script.main(workspace.argv(resumed, "--max-steps", "3", "--resume", str(checkpoint)))
+    assert [e["loss"] for e in log(resumed)] == [e["loss"] for e in log(whole)][2:]
+    first, _ = safetensors_file(whole / "pytorch_lora_weights.safetensors")
+    second, _ = safetensors_file(resumed / "pytorch_lora_weights.safetensors")
+    assert all(first[k].equal(second[k]) for k in first)
+    assert all(math.isfinite(e["loss"]) for e in log(whole))

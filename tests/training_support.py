@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from compiler.lang.mir import parse_mir
 from compiler.plan import plan_variant
@@ -13,7 +14,7 @@ from compiler.plan.trainer import plan_training_files
 from compiler.registry import check_registry
 from compiler.render import render
 
-SERIES = "mir:info.unet.tiny-sd"
+SERIES = ("mir:info.unet.tiny-sd", "mir:info.unet.tiny-sdxl")
 TINY_SD = """\
 spec_version: 1
 kind: series
@@ -59,6 +60,26 @@ variants:
       learning_rate: 0.01
       lr_schedule: step
 """
+TINY_SDXL = """\
+spec_version: 1
+kind: series
+id: mir:info.unet.tiny-sdxl
+variants:
+  base:
+    repo: org/tiny-sdxl
+    backends:
+      - package: diffusers
+        class: StableDiffusionXLPipeline
+    training:
+      resolution: 32
+      batch_size: 2
+  refiner:
+    backends:
+      - package: diffusers
+        class: StableDiffusionXLImg2ImgPipeline
+    training:
+      resolution: 32
+"""
 TARGET = """\
 spec_version: 1
 kind: target
@@ -73,6 +94,7 @@ nodes: {nodes}
 """
 FILES = {
     "models/unet/tiny-sd.yaml": TINY_SD,
+    "models/unet/tiny-sdxl.yaml": TINY_SDXL,
     "targets/cpu.yaml": TARGET.format(
         id="cpu", name="CPU", device="cpu", memory=16, devices=1, nodes=1
     ),
@@ -99,10 +121,13 @@ def rendered_training_files(root: Path) -> dict[str, str]:
     result = check_registry(make_registry(root))
     assert result.ok and result.linked is not None, result.diagnostics
     linked = result.linked
-    series = linked.series[parse_mir(SERIES)]
-    plans = {v.id: plan_variant(linked, v) for v in series.variants.values()}
-    files = plan_training_files(linked, series, plans)
-    return {f.path: render(f.template, f.context) for f in files}
+    rendered = {}
+    for name in SERIES:
+        series = linked.series[parse_mir(name)]
+        plans = {v.id: plan_variant(linked, v) for v in series.variants.values()}
+        for planned in plan_training_files(linked, series, plans):
+            rendered[planned.path] = render(planned.template, planned.context)
+    return rendered
 
 
 def write_tokenizer_files(folder: Path) -> tuple[Path, Path]:
@@ -117,22 +142,11 @@ def write_tokenizer_files(folder: Path) -> tuple[Path, Path]:
     return folder / "vocab.json", folder / "merges.txt"
 
 
-def build_tiny_pipeline(folder: Path) -> Path:
-    """A Stable Diffusion pipeline of a few thousand parameters, saved as a diffusers folder."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        DDPMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+def tiny_text_encoder_config(vocab_size: int) -> Any:
+    from transformers import CLIPTextConfig
 
-    vocab, merges = write_tokenizer_files(folder / "tokenizer-source")
-    tokenizer = CLIPTokenizer(str(vocab), str(merges), model_max_length=16, pad_token="!")
-    torch.manual_seed(0)
-    text_config = CLIPTextConfig(
-        vocab_size=len(json.loads(vocab.read_text())),
+    return CLIPTextConfig(
+        vocab_size=vocab_size,
         hidden_size=16,
         intermediate_size=32,
         num_hidden_layers=2,
@@ -141,7 +155,13 @@ def build_tiny_pipeline(folder: Path) -> Path:
         bos_token_id=0,
         eos_token_id=1,
         pad_token_id=2,
+        projection_dim=8,
     )
+
+
+def tiny_unet_and_vae(**unet_options: Any) -> tuple[Any, Any]:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
     unet = UNet2DConditionModel(
         block_out_channels=(8, 16),
         layers_per_block=1,
@@ -150,9 +170,9 @@ def build_tiny_pipeline(folder: Path) -> Path:
         out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=16,
         attention_head_dim=2,
         norm_num_groups=4,
+        **unet_options,
     )
     vae = AutoencoderKL(
         block_out_channels=(8, 8),
@@ -162,9 +182,22 @@ def build_tiny_pipeline(folder: Path) -> Path:
         norm_num_groups=4,
         sample_size=32,
     )
+    return unet, vae
+
+
+def build_tiny_pipeline(folder: Path) -> Path:
+    """A Stable Diffusion pipeline of a few thousand parameters, saved as a diffusers folder."""
+    import torch
+    from diffusers import DDPMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    vocab, merges = write_tokenizer_files(folder / "tokenizer-source")
+    tokenizer = CLIPTokenizer(str(vocab), str(merges), model_max_length=16, pad_token="!")
+    torch.manual_seed(0)
+    unet, vae = tiny_unet_and_vae(cross_attention_dim=16)
     pipe = StableDiffusionPipeline(
         vae=vae,
-        text_encoder=CLIPTextModel(text_config),
+        text_encoder=CLIPTextModel(tiny_text_encoder_config(len(tokenizer))),
         tokenizer=tokenizer,
         unet=unet,
         scheduler=DDPMScheduler(num_train_timesteps=100, clip_sample=False),
@@ -173,6 +206,37 @@ def build_tiny_pipeline(folder: Path) -> Path:
         requires_safety_checker=False,
     )
     target = folder / "tiny-sd"
+    pipe.save_pretrained(target)
+    return target
+
+
+def build_tiny_sdxl_pipeline(folder: Path) -> Path:
+    """The SDXL layout in miniature: two text encoders (the second pooled and projected) whose
+    states are concatenated, and the size-and-crop time ids."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    vocab, merges = write_tokenizer_files(folder / "tokenizer-source")
+    tokenizer = CLIPTokenizer(str(vocab), str(merges), model_max_length=16, pad_token="!")
+    torch.manual_seed(0)
+    config = tiny_text_encoder_config(len(tokenizer))
+    unet, vae = tiny_unet_and_vae(
+        cross_attention_dim=32,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=4,
+        projection_class_embeddings_input_dim=8 + 6 * 4,  # pooled text + six time ids
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=CLIPTextModel(config),
+        text_encoder_2=CLIPTextModelWithProjection(config),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(num_train_timesteps=100),
+    )
+    target = folder / "tiny-sdxl"
     pipe.save_pretrained(target)
     return target
 

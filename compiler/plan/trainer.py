@@ -115,7 +115,13 @@ def _inherited(series: Series, variant: Variant, name: str) -> Any:
 
 
 def _pipeline(series: Series, variant: Variant) -> str | None:
-    for backend in _inherited(series, variant, "backends"):
+    """The variant's diffusers pipeline class, when the script supports it; a variant whose
+    backends only add settings runs the base variant's."""
+    backends = [b for b in variant.backends if b.package is not None]
+    base = series.variants.get(BASE)
+    if not backends and base is not None:
+        backends = [b for b in base.backends if b.package is not None]
+    for backend in backends:
         if backend.package == "diffusers" and backend.class_name in FAMILIES:
             return str(backend.class_name)
     return None
