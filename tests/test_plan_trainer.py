@@ -3,6 +3,8 @@ script, and the context being finished plain data."""
 
 from __future__ import annotations
 
+import ast
+import json
 from pathlib import Path
 
 from compiler.diagnostics import Span
@@ -18,8 +20,8 @@ from compiler.plan.trainer import (
     training_gaps,
 )
 from compiler.registry import check_registry
-from compiler.render import pyliteral
-from tests.training_support import make_registry
+from compiler.render import pyliteral, render
+from tests.training_support import TINY_SD, make_registry
 
 SPAN = Span("t.yaml", 1, 1)
 SD = Backend("diffusers", "StableDiffusionPipeline")
@@ -131,3 +133,27 @@ def test_layer_rules_become_globs_in_order(tmp_path: Path) -> None:
         (["*.attn2.to_k.*"], None, True),
     ]
     assert layers[1]["reason"].startswith("block down_blocks_0_attentions_0")
+
+
+def test_spec_strings_cannot_break_out_of_the_script(tmp_path: Path) -> None:
+    """A layer glob and a display name full of quotes, newlines and braces stay data."""
+    nasty = "x\"\"\" ''' {y} \r\n\u2028 # f'{__import__(\"os\")}'"
+    text = TINY_SD.replace("name: Tiny SD", f"name: {json.dumps(nasty)}").replace(
+        'match: "up_blocks.*"', f"match: {json.dumps('up_blocks.*' + nasty)}"
+    )
+    result = check_registry(make_registry(tmp_path, {"models/unet/tiny-sd.yaml": text}))
+    assert result.ok and result.linked is not None, result.diagnostics
+    toy = result.linked.series[parse_mir("mir:info.unet.tiny-sd")]
+    assert toy.name == nasty
+    plans = {v.id: plan_variant(result.linked, v) for v in toy.variants.values()}
+    planned = plan_training_files(result.linked, toy, plans)[0]
+    tree = ast.parse(render(planned.template, planned.context))
+    [spec] = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SPEC"
+    ]
+    assert spec == planned.context["spec"]
+    assert spec["variants"]["base"]["layers"][0]["globs"] == ["up_blocks.*" + nasty]
+    title = spec["variants"]["base"]["methods"]["lora"]["metadata"]["modelspec.title"]
+    assert title == f"{nasty} base LoRA"

@@ -107,9 +107,10 @@ FILES = {
 }
 
 
-def make_registry(root: Path) -> Path:
+def make_registry(root: Path, replace: dict[str, str] | None = None) -> Path:
+    """The test registry in ``root/spec``; ``replace`` swaps the text of some of its files."""
     spec = root / "spec"
-    for rel, text in FILES.items():
+    for rel, text in {**FILES, **(replace or {})}.items():
         path = spec / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
