@@ -62,7 +62,10 @@ def plan_training_files(
     linked: LinkedRegistry, series: Series, plans: Mapping[MirId, VariantPlan]
 ) -> list[PlannedFile]:
     """The training script of ``series`` for each target (and a launch file for multi-device
-    targets); none when no variant has a training section with a supported pipeline."""
+    targets); none when no variant has a training section with a supported pipeline.
+
+    ``plans`` holds :func:`compiler.plan.plan_variant`'s plan of each such variant, by its id.
+    """
     variants = trainable_variants(series)
     if not variants:
         return []
@@ -319,5 +322,5 @@ def _launch(target: Target, script: str) -> dict[str, Any]:
         "script": script,
         "nodes": target.nodes,
         "devices_per_node": target.devices_per_node,
-        "reason": f"{target.nodes} node(s) × {target.devices_per_node} device(s) of {target.name}",
+        "reason": f"{target.nodes} node(s) of {target.devices_per_node} device(s), {target.name}",
     }
