@@ -27,6 +27,7 @@ from compiler.plan import plan_params_file, plan_variant
 from compiler.plan.loader import TEMPLATE as LOADER_TEMPLATE
 from compiler.plan.loader import plan_loader, plan_loader_runtime
 from compiler.plan.model import PlannedFile
+from compiler.plan.trainer import plan_training_files
 from compiler.registry import check_registry
 from compiler.render import RenderError, render
 from compiler.resources import PACKAGE_DIR, data_dir
@@ -110,6 +111,7 @@ def _series_files(linked: LinkedRegistry, series: Series) -> Iterator[PlannedFil
     loader = plan_loader(linked, series, plans)
     if loader is not None:
         yield loader
+    yield from plan_training_files(linked, series, plans)
 
 
 def _render_all(

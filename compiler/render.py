@@ -9,6 +9,7 @@ are the only way a spec value may reach generated source (RELIABILITY rule 6):
   to the same value;
 * ``pyident`` — a name checked against an allow-list pattern;
 * ``pycomment`` — one escaped ASCII line for a ``#`` comment;
+* ``shellword`` — an integer, or a string quoted as one POSIX shell word (``shlex.quote``);
 * ``canonical_json`` — sorted keys, two-space indent, ASCII only.
 
 Every rendered ``.py`` file is parsed with ``ast.parse`` before it is accepted.
@@ -21,6 +22,7 @@ import functools
 import json
 import math
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +180,15 @@ def pycomment(value: Any) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
+def shellword(value: Any) -> str:
+    """``value`` as one shell word: an integer as is, a string quoted; refuses anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value:
+        return shlex.quote(value)
+    raise RenderError(f"{type(value).__name__} {value!r:.40} is not a shell word")
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
 
@@ -194,7 +205,11 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        pyliteral=pyliteral, pyident=pyident, pycomment=pycomment, canonical_json=canonical_json
+        pyliteral=pyliteral,
+        pyident=pyident,
+        pycomment=pycomment,
+        shellword=shellword,
+        canonical_json=canonical_json,
     )
     return env
 

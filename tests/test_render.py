@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.render import RenderError, pycomment, pyident, pyliteral
+from compiler.render import RenderError, pycomment, pyident, pyliteral, shellword
 
 NASTY = [
     'a"b',
@@ -134,3 +134,12 @@ PLAIN = st.recursive(
 def test_any_plain_value_passes_ruff_unchanged(tmp_path: Path, values: list[Any]) -> None:
     source = "".join(f"X{i} = {pyliteral([value])}\n" for i, value in enumerate(values))
     assert ruff_problems(source, tmp_path) == []
+
+
+def test_shell_words_are_quoted_or_refused() -> None:
+    assert shellword(8) == "8"
+    assert shellword("cpu_2.py") == "cpu_2.py"
+    assert shellword("a b; rm -rf /") == "'a b; rm -rf /'"
+    for bad in (True, None, 1.5, "", ["x"]):
+        with pytest.raises(RenderError):
+            shellword(bad)
