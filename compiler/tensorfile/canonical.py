@@ -1,0 +1,131 @@
+"""The fast path: headers in the layout the format's own serializer writes.
+
+safetensors writes ``{"__metadata__":{…},"NAME":{"dtype":"F16","shape":[320,320],
+"data_offsets":[0,204800]},…}`` with no whitespace, each tensor's data right after the one
+before, padded with spaces. Such a header is read with whole-list operations instead of a JSON
+parse and a loop per tensor: split at the quotes, check every fixed piece between them, size each
+distinct (shape, dtype) once, and compare the offsets with the running total of the sizes.
+
+A name holds no quote (the split), no backslash and no control character (checked), so a header
+that passes is exactly the canonical JSON of the values read back: the result is the one the
+general reader gives. Anything else, valid or not, returns None and goes to the general reader,
+which words the errors. A property test keeps the two readers in step.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import accumulate, pairwise
+from operator import mul
+
+from compiler.tensorfile import strict_json
+from compiler.tensorfile.model import (
+    DTYPE_BITS,
+    METADATA_KEY,
+    U64_MAX,
+    TensorTable,
+    element_count,
+)
+
+_CONTROL = bytes(range(32))
+_METADATA_START = '{"__metadata__":'
+# The fixed piece at each position of the ten a tensor entry splits into at its quotes.
+_FIXED = ((2, ":{"), (3, "dtype"), (4, ":"), (6, ","), (7, "shape"), (9, "data_offsets"))
+_SHAPE = re.compile(r":\[((?:0|[1-9][0-9]*)(?:,(?:0|[1-9][0-9]*))*)?\],")
+_OFFSETS = ":[%d,%d]},"
+# Sub-byte dtypes need a whole-byte check per tensor; the general reader does it.
+_WIDTH = {dtype: bits // 8 for dtype, bits in DTYPE_BITS.items() if bits % 8 == 0}
+_MAX_SIZE = U64_MAX // 8  # the reader counts bits, in 64 bits
+# Shape spellings recur across files of one architecture, so each is parsed once: spelling →
+# dims and element count. A pure function's memo, emptied when it grows past the limit.
+_MEMO_LIMIT = 4096
+_DIMS: dict[str, tuple[int, ...]] = {}
+_COUNTS: dict[str, int] = {}
+
+
+def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]] | None:
+    """The tensors and metadata of a canonical header, or None to use the general reader."""
+    split = _split_metadata(text)
+    if split is None:
+        return None
+    metadata, rest = split
+    pieces = rest.split('"')
+    count = len(pieces) // 10
+    if len(pieces) != 10 * count + 1 or not count or pieces[0] or "\\" in rest:
+        return None
+    if not all(pieces[index::10].count(fixed) == count for index, fixed in _FIXED):
+        return None
+    names = pieces[1::10]
+    index = dict(zip(names, range(count), strict=True))
+    if len(index) != count or METADATA_KEY in index or not _plain(names):
+        return None
+    dtypes = pieces[5::10]
+    sized = _sizes(dtypes, pieces[8::10])
+    if sized is None:
+        return None
+    shapes, sizes = sized
+    ends = list(accumulate(sizes, initial=0))
+    if ends[-1] != data_length or not _offsets_match(pieces[10::10], ends):
+        return None
+    return TensorTable(index, dtypes, shapes, ends), metadata
+
+
+def _split_metadata(text: str) -> tuple[dict[str, str], str] | None:
+    """The ``__metadata__`` at the start (strictly decoded) and the text after it."""
+    if not text.startswith(_METADATA_START):
+        return ({}, text[1:]) if text.startswith('{"') else None
+    try:
+        value, end = strict_json.raw_decode(text, len(_METADATA_START))
+    except strict_json.JsonProblem:
+        return None
+    if not isinstance(value, dict) or text[end : end + 1] != ",":
+        return None
+    if not all(isinstance(item, str) for item in value.values()):
+        return None
+    return value, text[end + 1 :]
+
+
+def _plain(names: list[str]) -> bool:
+    """Whether the names hold no control character (they hold no quote or backslash)."""
+    joined = "".join(names).encode("utf-8")
+    return len(joined.translate(None, _CONTROL)) == len(joined)
+
+
+def _sizes(dtypes: list[str], shapes: list[str]) -> tuple[list[tuple[int, ...]], list[int]] | None:
+    """Each tensor's shape and byte size, or None if a dtype or shape is not for this path."""
+    if not _WIDTH.keys() >= set(dtypes) or not _learn_shapes(set(shapes)):
+        return None
+    try:
+        counts = map(_COUNTS.__getitem__, shapes)
+        sizes = list(map(mul, counts, map(_WIDTH.__getitem__, dtypes)))
+        dims = list(map(_DIMS.__getitem__, shapes))
+    except KeyError:  # another thread emptied the memo
+        return None
+    return (dims, sizes) if max(sizes) <= _MAX_SIZE else None
+
+
+def _learn_shapes(spellings: set[str]) -> bool:
+    """Parse the shape spellings not yet memoised; False if one is not canonical."""
+    unseen = spellings.difference(_DIMS)
+    if len(_DIMS) + len(unseen) > _MEMO_LIMIT:
+        _DIMS.clear()
+        _COUNTS.clear()
+        unseen = spellings
+    for text in unseen:
+        match = _SHAPE.fullmatch(text)
+        if match is None:
+            return False
+        dims = tuple(map(int, match[1].split(","))) if match[1] else ()
+        count = element_count(dims)
+        if count is None or max(dims, default=0) > U64_MAX:
+            return False
+        _DIMS[text], _COUNTS[text] = dims, count
+    return True
+
+
+def _offsets_match(pieces: list[str], ends: list[int]) -> bool:
+    """Whether each ``:[begin,end]},`` piece holds the running total of the sizes."""
+    expected = list(map(_OFFSETS.__mod__, pairwise(ends)))
+    expected[-1] = expected[-1][:-1] + "}"
+    pieces[-1] = pieces[-1].rstrip(" ")
+    return pieces == expected
