@@ -29,60 +29,75 @@ from compiler.tensorfile.model import (
 
 _CONTROL = bytes(range(32))
 _METADATA_START = '{"__metadata__":'
-# The fixed piece at each position of the ten a tensor entry splits into at its quotes.
+# The fixed piece at each place of the ten a tensor entry splits into at its quotes.
 _FIXED = ((2, ":{"), (3, "dtype"), (4, ":"), (6, ","), (7, "shape"), (9, "data_offsets"))
 _SHAPE = re.compile(r":\[((?:0|[1-9][0-9]*)(?:,(?:0|[1-9][0-9]*))*)?\],")
 _OFFSETS = ":[%d,%d]},"
 # Sub-byte dtypes need a whole-byte check per tensor; the general reader does it.
 _WIDTH = {dtype: bits // 8 for dtype, bits in DTYPE_BITS.items() if bits % 8 == 0}
 _MAX_SIZE = U64_MAX // 8  # the reader counts bits, in 64 bits
-# Shape spellings recur across files of one architecture, so each is parsed once: spelling →
-# dims and element count. A pure function's memo, emptied when it grows past the limit.
 _MEMO_LIMIT = 4096
-_DIMS: dict[str, tuple[int, ...]] = {}
-_COUNTS: dict[str, int] = {}
+
+
+class _ShapeMemo:
+    """Shape spellings (``:[320,4],``) already parsed: their dims and element counts.
+
+    Spellings recur across the files of one architecture, so each is parsed once. When the memo
+    is full a new one replaces it; a reader keeps the one it started with.
+    """
+
+    __slots__ = ("counts", "dims")
+
+    def __init__(self) -> None:
+        self.dims: dict[str, tuple[int, ...]] = {}
+        self.counts: dict[str, int] = {}
+
+
+_memo = _ShapeMemo()
 
 
 def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]] | None:
     """The tensors and metadata of a canonical header, or None to use the general reader."""
-    split = _split_metadata(text)
-    if split is None:
+    head = _metadata(text)
+    if head is None or text.find("\\", head[1]) >= 0:
         return None
-    metadata, rest = split
-    pieces = rest.split('"')
-    count = len(pieces) // 10
-    if len(pieces) != 10 * count + 1 or not count or pieces[0] or "\\" in rest:
+    metadata, start = head
+    pieces = text.split('"')
+    base = text.count('"', 0, start) + 1  # the first name's piece
+    count = (len(pieces) - base) // 10
+    if len(pieces) != base + 10 * count or not count:
         return None
-    if not all(pieces[index::10].count(fixed) == count for index, fixed in _FIXED):
-        return None
-    names = pieces[1::10]
+    for place, fixed in _FIXED:
+        if pieces[base - 1 + place :: 10].count(fixed) != count:
+            return None
+    names = pieces[base::10]
     index = dict(zip(names, range(count), strict=True))
     if len(index) != count or METADATA_KEY in index or not _plain(names):
         return None
-    dtypes = pieces[5::10]
-    sized = _sizes(dtypes, pieces[8::10])
+    dtypes = pieces[base + 4 :: 10]
+    sized = _sizes(dtypes, pieces[base + 7 :: 10])
     if sized is None:
         return None
     shapes, sizes = sized
     ends = list(accumulate(sizes, initial=0))
-    if ends[-1] != data_length or not _offsets_match(pieces[10::10], ends):
+    if ends[-1] != data_length or not _offsets_match(pieces[base + 9 :: 10], ends):
         return None
     return TensorTable(index, dtypes, shapes, ends), metadata
 
 
-def _split_metadata(text: str) -> tuple[dict[str, str], str] | None:
-    """The ``__metadata__`` at the start (strictly decoded) and the text after it."""
+def _metadata(text: str) -> tuple[dict[str, str], int] | None:
+    """The ``__metadata__`` at the start (strictly decoded) and where the first name starts."""
     if not text.startswith(_METADATA_START):
-        return ({}, text[1:]) if text.startswith('{"') else None
+        return ({}, 1) if text.startswith('{"') else None
     try:
         value, end = strict_json.raw_decode(text, len(_METADATA_START))
     except strict_json.JsonProblem:
         return None
-    if not isinstance(value, dict) or text[end : end + 1] != ",":
+    if not isinstance(value, dict) or not text.startswith(',"', end):
         return None
     if not all(isinstance(item, str) for item in value.values()):
         return None
-    return value, text[end + 1 :]
+    return value, end + 1
 
 
 def _plain(names: list[str]) -> bool:
@@ -93,25 +108,35 @@ def _plain(names: list[str]) -> bool:
 
 def _sizes(dtypes: list[str], shapes: list[str]) -> tuple[list[tuple[int, ...]], list[int]] | None:
     """Each tensor's shape and byte size, or None if a dtype or shape is not for this path."""
-    if not _WIDTH.keys() >= set(dtypes) or not _learn_shapes(set(shapes)):
-        return None
+    memo = _current_memo()
     try:
-        counts = map(_COUNTS.__getitem__, shapes)
+        counts = list(map(memo.counts.__getitem__, shapes))
+    except KeyError:
+        if not _learn(memo, set(shapes)):
+            return None
+        counts = list(map(memo.counts.__getitem__, shapes))
+    if dtypes.count(dtypes[0]) == len(dtypes):  # one dtype: the usual case
+        width = _WIDTH.get(dtypes[0])
+        sizes = None if width is None else list(map(width.__mul__, counts))
+    elif _WIDTH.keys() >= set(dtypes):
         sizes = list(map(mul, counts, map(_WIDTH.__getitem__, dtypes)))
-        dims = list(map(_DIMS.__getitem__, shapes))
-    except KeyError:  # another thread emptied the memo
+    else:
+        sizes = None
+    if sizes is None or max(sizes) > _MAX_SIZE:
         return None
-    return (dims, sizes) if max(sizes) <= _MAX_SIZE else None
+    return list(map(memo.dims.__getitem__, shapes)), sizes
 
 
-def _learn_shapes(spellings: set[str]) -> bool:
-    """Parse the shape spellings not yet memoised; False if one is not canonical."""
-    unseen = spellings.difference(_DIMS)
-    if len(_DIMS) + len(unseen) > _MEMO_LIMIT:
-        _DIMS.clear()
-        _COUNTS.clear()
-        unseen = spellings
-    for text in unseen:
+def _current_memo() -> _ShapeMemo:
+    global _memo
+    if len(_memo.dims) > _MEMO_LIMIT:
+        _memo = _ShapeMemo()
+    return _memo
+
+
+def _learn(memo: _ShapeMemo, spellings: set[str]) -> bool:
+    """Parse the shape spellings into ``memo``; False if one is not canonical."""
+    for text in spellings.difference(memo.dims):
         match = _SHAPE.fullmatch(text)
         if match is None:
             return False
@@ -119,7 +144,7 @@ def _learn_shapes(spellings: set[str]) -> bool:
         count = element_count(dims)
         if count is None or max(dims, default=0) > U64_MAX:
             return False
-        _DIMS[text], _COUNTS[text] = dims, count
+        memo.dims[text], memo.counts[text] = dims, count
     return True
 
 
