@@ -15,7 +15,8 @@ which words the errors. A property test keeps the two readers in step.
 from __future__ import annotations
 
 import re
-from itertools import accumulate, pairwise
+from collections.abc import Iterator
+from itertools import accumulate, pairwise, repeat
 from operator import mul
 
 from compiler.tensorfile import strict_json
@@ -75,14 +76,10 @@ def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]]
     if len(index) != count or METADATA_KEY in index or not _plain(names):
         return None
     dtypes = pieces[base + 4 :: 10]
-    sized = _sizes(dtypes, pieces[base + 7 :: 10])
-    if sized is None:
+    laid_out = _lay_out(dtypes, pieces[base + 7 :: 10], data_length)
+    if laid_out is None or not _offsets_match(pieces[base + 9 :: 10], laid_out[1]):
         return None
-    shapes, sizes = sized
-    ends = list(accumulate(sizes, initial=0))
-    if ends[-1] != data_length or not _offsets_match(pieces[base + 9 :: 10], ends):
-        return None
-    return TensorTable(index, dtypes, shapes, ends), metadata
+    return TensorTable(index, dtypes, *laid_out), metadata
 
 
 def _metadata(text: str) -> tuple[dict[str, str], int] | None:
@@ -106,25 +103,39 @@ def _plain(names: list[str]) -> bool:
     return len(joined.translate(None, _CONTROL)) == len(joined)
 
 
-def _sizes(dtypes: list[str], shapes: list[str]) -> tuple[list[tuple[int, ...]], list[int]] | None:
-    """Each tensor's shape and byte size, or None if a dtype or shape is not for this path."""
+def _lay_out(
+    dtypes: list[str], shapes: list[str], data_length: int
+) -> tuple[list[tuple[int, ...]], list[int]] | None:
+    """Each tensor's shape, and the running end offsets of tensors of those shapes and dtypes.
+
+    None if a dtype or shape spelling is not for this path or the ends miss ``data_length``.
+    No size can overflow: each is at most the data length, itself checked.
+    """
     memo = _current_memo()
+    widths: Iterator[int] | None = None
+    if dtypes.count(dtypes[0]) == len(dtypes):  # one dtype: the usual case
+        width = _WIDTH.get(dtypes[0])
+        widths = None if width is None else repeat(width)
+    elif _WIDTH.keys() >= set(dtypes):
+        widths = map(_WIDTH.__getitem__, dtypes)
+    if widths is None or data_length > _MAX_SIZE:
+        return None
     try:
         counts = list(map(memo.counts.__getitem__, shapes))
     except KeyError:
         if not _learn(memo, set(shapes)):
             return None
         counts = list(map(memo.counts.__getitem__, shapes))
-    if dtypes.count(dtypes[0]) == len(dtypes):  # one dtype: the usual case
-        width = _WIDTH.get(dtypes[0])
-        sizes = None if width is None else list(map(width.__mul__, counts))
-    elif _WIDTH.keys() >= set(dtypes):
-        sizes = list(map(mul, counts, map(_WIDTH.__getitem__, dtypes)))
-    else:
-        sizes = None
-    if sizes is None or max(sizes) > _MAX_SIZE:
+    ends = list(accumulate(map(mul, counts, widths), initial=0))
+    if ends[-1] != data_length:
         return None
-    return list(map(memo.dims.__getitem__, shapes)), sizes
+    return list(map(memo.dims.__getitem__, shapes)), ends
+
+
+def forget_shapes() -> None:
+    """Empty the shape memo (benchmarks use it to time files with unseen shapes)."""
+    global _memo
+    _memo = _ShapeMemo()
 
 
 def _current_memo() -> _ShapeMemo:
