@@ -24,6 +24,7 @@ from compiler.tensorfile.strict_json import MAX_DEPTH
 from tests.safetensors_peer import blob, header_bytes, ours, peer, same_reading, tensor
 
 F32x2 = tensor("F32", [2], 0, 8)
+COMPACT = header_bytes(F32x2).decode()  # as the serializer writes an entry
 
 
 def write(tmp_path: Path, content: bytes, name: str = "case.safetensors") -> Path:
@@ -194,6 +195,8 @@ DEEP_TEXT = '{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":[' + NESTED
 DEEP = blob(DEEP_TEXT, 1)
 # Two objects, then the 128th container: the 126th bracket after "x":
 DEEP_AT = 8 + DEEP_TEXT.index("[[") + MAX_DEPTH - 2
+DEEPER_TEXT = DEEP_TEXT.replace(NESTED, "[" * 5000 + "]" * 5000)
+DEEPER_AT = DEEP_AT
 BAD_UTF8 = blob(b'{"t\xff":' + header_bytes(F32x2) + b"}", 8)
 SURROGATE = blob('{"t\\udc00":' + json.dumps(F32x2) + "}", 8)
 
@@ -239,10 +242,10 @@ REFUSED = {
         DEEP, "safetensors-json", "nested more than 127 levels deep", DEEP_AT
     ),
     "nesting past the recursion limit": Bad(
-        blob('{"t":' + "[" * 5000 + "]" * 5000 + "}"),
-        "safetensors-json",
-        "nested more than 127 levels deep",
-        8 + 5 + 126,
+        blob(DEEPER_TEXT, 1), "safetensors-json", "nested more than 127 levels deep", DEEPER_AT
+    ),
+    "entry a deep list": Bad(
+        blob('{"t":' + "[" * 5000 + "]" * 5000 + "}"), "safetensors-tensor", "not a list", 9
     ),
     "float in a shape": Bad(
         blob({"t": tensor("F32", [2.0], 0, 8)}, 8), "safetensors-tensor", "shape[0] must be a non"
@@ -250,7 +253,7 @@ REFUSED = {
     "exponent in a shape": Bad(
         blob('{"t":{"dtype":"F32","shape":[2e0],"data_offsets":[0,8]}}', 8),
         "safetensors-tensor",
-        "not 2.0",
+        "not 2e0",
     ),
     "bool in a shape": Bad(
         blob({"t": tensor("U8", [True], 0, 1)}, 1), "safetensors-tensor", "not true"
@@ -311,7 +314,7 @@ REFUSED = {
         blob({"__metadata__": {"k": 1}}), "safetensors-metadata", "value for 'k' must be a string"
     ),
     "metadata a string": Bad(
-        blob({"__metadata__": "x"}), "safetensors-metadata", "must map strings to strings", 9
+        blob({"__metadata__": "x"}), "safetensors-metadata", "must map strings to strings", 24
     ),
     "metadata a list": Bad(
         blob({"__metadata__": ["k", "v"]}), "safetensors-metadata", "must map strings to strings"
@@ -322,6 +325,11 @@ REFUSED = {
     ),
     "unpaired surrogate escape": Bad(
         SURROGATE, "safetensors-json", "unpaired UTF-16 surrogate", at(SURROGATE, b'"t')
+    ),
+    "tensor named __metadata__": Bad(
+        blob(f'{{"t":{COMPACT},"__metadata__":{COMPACT}}}', 8),
+        "safetensors-metadata",
+        "value for 'shape' must be a string, not a list",
     ),
     "header a list": Bad(blob("[]"), "safetensors-header", "must be a JSON object", 8),
     "header a string": Bad(blob('"x"'), "safetensors-header", "must be a JSON object", 8),
@@ -361,7 +369,8 @@ REFUSED = {
     "leading zero": Bad(
         blob('{"t":{"dtype":"F32","shape":[02],"data_offsets":[0,8]}}', 8),
         "safetensors-json",
-        "delimiter",
+        "expected ',' or ']'",
+        38,
     ),
     "single quotes": Bad(blob("{'t':1}"), "safetensors-json", "double quotes", 9),
 }
@@ -371,6 +380,9 @@ REFUSED = {
 # entry written as a positional list or a dtype written as {"F32": null}, spellings no writer
 # produces that would let two readers see different tensors.
 STRICTER = {
+    "duplicate tensor name, serializer layout": Bad(
+        blob(f'{{"t":{COMPACT},"t":{COMPACT}}}', 8), "safetensors-json", "duplicate key 't'", 62
+    ),
     "duplicate tensor name": Bad(
         blob('{"t":' + json.dumps(F32x2) + ',"t":' + json.dumps(F32x2) + "}", 8),
         "safetensors-json",

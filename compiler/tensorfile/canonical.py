@@ -14,30 +14,34 @@ which words the errors. A property test keeps the two readers in step.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from itertools import accumulate, pairwise, repeat
 from operator import mul
 
-from compiler.tensorfile import strict_json
+from compiler.tensorfile import general
 from compiler.tensorfile.model import (
     DTYPE_BITS,
     METADATA_KEY,
     U64_MAX,
+    LayoutProblem,
     TensorTable,
+    canonical_uints,
     element_count,
 )
+from compiler.tensorfile.strict_json import JsonProblem
 
 _CONTROL = bytes(range(32))
 _METADATA_START = '{"__metadata__":'
 # The fixed piece at each place of the ten a tensor entry splits into at its quotes.
 _FIXED = ((2, ":{"), (3, "dtype"), (4, ":"), (6, ","), (7, "shape"), (9, "data_offsets"))
-_SHAPE = re.compile(r":\[((?:0|[1-9][0-9]*)(?:,(?:0|[1-9][0-9]*))*)?\],")
 _OFFSETS = ":[%d,%d]},"
 # Sub-byte dtypes need a whole-byte check per tensor; the general reader does it.
 _WIDTH = {dtype: bits // 8 for dtype, bits in DTYPE_BITS.items() if bits % 8 == 0}
 _MAX_SIZE = U64_MAX // 8  # the reader counts bits, in 64 bits
 _MEMO_LIMIT = 4096
+# Splitting at quotes makes a string per piece; past this length (some 28,000 tensors, more than
+# any model file holds) the general reader, which builds only what the types allow, is safer.
+_MAX_LENGTH = 4_000_000
 
 
 class _ShapeMemo:
@@ -59,6 +63,8 @@ _memo = _ShapeMemo()
 
 def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]] | None:
     """The tensors and metadata of a canonical header, or None to use the general reader."""
+    if len(text) > _MAX_LENGTH:
+        return None
     head = _metadata(text)
     if head is None or text.find("\\", head[1]) >= 0:
         return None
@@ -83,18 +89,14 @@ def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]]
 
 
 def _metadata(text: str) -> tuple[dict[str, str], int] | None:
-    """The ``__metadata__`` at the start (strictly decoded) and where the first name starts."""
+    """The ``__metadata__`` at the start and where the first name starts."""
     if not text.startswith(_METADATA_START):
         return ({}, 1) if text.startswith('{"') else None
     try:
-        value, end = strict_json.raw_decode(text, len(_METADATA_START))
-    except strict_json.JsonProblem:
+        metadata, end = general.read_metadata(text, len(_METADATA_START))
+    except (JsonProblem, LayoutProblem):
         return None
-    if not isinstance(value, dict) or not text.startswith(',"', end):
-        return None
-    if not all(isinstance(item, str) for item in value.values()):
-        return None
-    return value, end + 1
+    return (metadata, end + 1) if text.startswith(',"', end) else None
 
 
 def _plain(names: list[str]) -> bool:
@@ -148,10 +150,12 @@ def _current_memo() -> _ShapeMemo:
 def _learn(memo: _ShapeMemo, spellings: set[str]) -> bool:
     """Parse the shape spellings into ``memo``; False if one is not canonical."""
     for text in spellings.difference(memo.dims):
-        match = _SHAPE.fullmatch(text)
-        if match is None:
+        if not (text.startswith(":[") and text.endswith("],")):
             return False
-        dims = tuple(map(int, match[1].split(","))) if match[1] else ()
+        tokens = text[2:-2].split(",") if len(text) > 4 else []
+        if (tokens and not canonical_uints(tokens)) or any(len(token) > 20 for token in tokens):
+            return False
+        dims = tuple(map(int, tokens))
         count = element_count(dims)
         if count is None or max(dims, default=0) > U64_MAX:
             return False

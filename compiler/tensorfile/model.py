@@ -7,6 +7,8 @@ arithmetic of ``Metadata::validate`` on a 64-bit machine (``usize`` is ``u64``).
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -16,6 +18,7 @@ LENGTH_PREFIX = 8
 MAX_HEADER_LENGTH = 100_000_000
 U64_MAX = 2**64 - 1
 METADATA_KEY = "__metadata__"
+_LEADING_ZERO = re.compile(r"(?:^|,)0[0-9]")
 
 # Element width in bits, in the order of the Rust enum (the serializer sorts by it).
 DTYPE_BITS: Mapping[str, int] = {
@@ -120,39 +123,51 @@ class SafetensorsHeader:
 
 
 class LayoutProblem(Exception):
-    """A header that parsed as JSON but breaks one of the format's rules."""
+    """A header that is JSON but breaks one of the format's rules; ``pos`` is a character index
+    into the header text, where known."""
 
     def __init__(
-        self, code: str, message: str, tensor: str | None = None, notes: tuple[str, ...] = ()
+        self, code: str, message: str, pos: int | None = None, notes: tuple[str, ...] = ()
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.tensor = tensor
+        self.pos = pos
         self.notes = notes
+
+
+def canonical_uints(tokens: list[str]) -> bool:
+    """Whether every token is an unsigned integer as JSON writes it: ASCII digits, no sign, no
+    leading zero. Whole-list operations, so that a list of millions costs no Python loop."""
+    if "" in tokens:
+        return False
+    listed = ",".join(tokens)
+    digits = listed.replace(",", "")
+    return digits.isascii() and digits.isdigit() and _LEADING_ZERO.search(listed) is None
 
 
 def element_count(shape: tuple[int, ...]) -> int | None:
     """The product of ``shape``, or None where a partial product overflows 64 bits.
 
-    Like the reader's ``try_fold(1, checked_mul)``: a zero after an overflow does not save it.
+    Like the reader's ``try_fold(1, checked_mul)``: a zero after an overflow does not save it,
+    a zero before one does. Past 64 factors above 1 the product overflows, so no more than that
+    are multiplied, however long the shape.
     """
-    count = 1
-    for dim in shape:
-        count *= dim
-        if count > U64_MAX:
-            return None
-    return count
+    end = shape.index(0) if 0 in shape else len(shape)
+    factors = list(filter((1).__ne__, shape[:end]))
+    if len(factors) > 64 or math.prod(factors) > U64_MAX:
+        return None
+    return math.prod(factors) if end == len(shape) else 0
 
 
-def tensor_nbytes(name: str, dtype: str, shape: tuple[int, ...]) -> int:
+def tensor_nbytes(name: str, dtype: str, shape: tuple[int, ...], pos: int | None = None) -> int:
     """The byte length of ``shape`` elements of ``dtype``, with the reader's overflow checks."""
     count = element_count(shape)
     if count is None or count * DTYPE_BITS[dtype] > U64_MAX:
         message = f"tensor {name!r}: the size of shape {list(shape)} of {dtype} overflows 64 bits"
-        raise LayoutProblem("safetensors-overflow", message, name)
+        raise LayoutProblem("safetensors-overflow", message, pos)
     bits = count * DTYPE_BITS[dtype]
     if bits % 8:
         message = f"tensor {name!r}: {count} {dtype} elements do not fill a whole number of bytes"
-        raise LayoutProblem("safetensors-misaligned", message, name)
+        raise LayoutProblem("safetensors-misaligned", message, pos)
     return bits // 8

@@ -4,7 +4,9 @@ Python's ``json`` accepts NaN and Infinity, keeps the last of two equal keys, re
 any size and nests until the interpreter's recursion limit; serde_json does none of that. The
 decoder here adds hooks for those differences, and :func:`find_problem` walks the text token by
 token to say where a problem is (the hooks see values, not positions). The walker also checks the
-two rules no hook sees: nesting depth and escapes that decode to an unpaired surrogate.
+two rules no hook sees: nesting depth and escapes that decode to an unpaired surrogate. The
+general reader uses :func:`scan_value` for the values it does not read by type: those of
+unknown keys in a tensor entry.
 """
 
 from __future__ import annotations
@@ -56,9 +58,7 @@ def _float(text: str) -> float:
     return value
 
 
-def _int(text: str) -> int | float:
-    if text == "-0":
-        return -0.0  # serde_json reads -0 as a float, so it is no unsigned integer
+def _int(text: str) -> int:
     try:
         value = int(text)
         if not _I64_MIN <= value <= _U64_MAX:
@@ -73,39 +73,26 @@ DECODER = json.JSONDecoder(
 )
 
 
-def loads(text: str) -> Any:
-    """Decode ``text`` as strict JSON; raise :class:`JsonProblem` with a position if it is not."""
-    try:
-        value = DECODER.decode(text)
-    except json.JSONDecodeError as error:
-        raise JsonProblem(_decode_message(text, error), error.pos) from None
-    except (JsonProblem, RecursionError) as error:
-        raise find_problem(text) or _unlocated(error) from None
-    if SURROGATE_ESCAPE.search(text):
-        problem = find_problem(text)
-        if problem is not None:
-            raise problem
-    return value
+def scan_value(text: str, start: int, depth: int) -> tuple[Any, int]:
+    """Decode the strict JSON value at ``text[start]``, which sits inside ``depth`` containers.
 
-
-def raw_decode(text: str, start: int) -> tuple[Any, int]:
-    """Decode the strict JSON value at ``text[start:]``; return it and where it ends.
-
-    For the canonical fast path, which hands any problem to the general reader: a string with a
-    surrogate escape counts as a problem here, and problems carry no position.
+    Returns the value and where it ends; raises :class:`JsonProblem` with a position.
     """
     try:
         value, end = DECODER.raw_decode(text, start)
-    except (json.JSONDecodeError, JsonProblem, RecursionError):
-        raise JsonProblem("not canonical") from None
-    if SURROGATE_ESCAPE.search(text, start, end):
-        raise JsonProblem("not canonical")
+    except json.JSONDecodeError as error:
+        raise JsonProblem(decode_message(error), error.pos) from None
+    except (JsonProblem, RecursionError) as error:
+        raise find_problem(text, start, len(text), depth) or _unlocated(error) from None
+    if text[start] in "[{" or SURROGATE_ESCAPE.search(text, start, end):
+        problem = find_problem(text, start, end, depth)
+        if problem is not None:
+            raise problem
     return value, end
 
 
-def _decode_message(text: str, error: json.JSONDecodeError) -> str:
-    if error.pos == 0 and text.startswith("\ufeff"):
-        return "the header starts with a byte-order mark; it must be plain UTF-8 JSON"
+def decode_message(error: json.JSONDecodeError) -> str:
+    """The json module's complaint, worded for a header."""
     if error.msg == "Extra data":
         return "invalid JSON: text after the end of the header object"
     reason = error.msg.removesuffix(" at").removesuffix(" starting at")
@@ -118,22 +105,24 @@ def _unlocated(error: BaseException) -> JsonProblem:
     return JsonProblem(f"JSON nested more than {MAX_DEPTH} levels deep")
 
 
-def find_problem(text: str) -> JsonProblem | None:
-    """The first strictness problem in ``text`` (syntactically JSON up to it), or None.
+def find_problem(
+    text: str, start: int = 0, end: int | None = None, depth: int = 0
+) -> JsonProblem | None:
+    """The first strictness problem in ``text[start:end]``, a value inside ``depth`` containers.
 
-    Checks what serde_json refuses and Python's decoder lets through: nesting past
-    :data:`MAX_DEPTH`, a repeated key within one object, NaN or Infinity, a number beyond f64,
-    and a string escape that leaves an unpaired surrogate.
+    The text must be JSON up to the problem. Checks what serde_json refuses and Python's decoder
+    lets through: nesting past :data:`MAX_DEPTH`, a repeated key within one object, NaN or
+    Infinity, a number beyond f64, and a string escape that leaves an unpaired surrogate.
     """
-    keys: list[set[str] | None] = []
-    for match in _TOKEN.finditer(text):
+    keys: list[set[str] | None] = [None] * depth
+    for match in _TOKEN.finditer(text, start, len(text) if end is None else end):
         kind = match.lastgroup
         if kind == "open":
             if len(keys) >= MAX_DEPTH:
                 return JsonProblem(f"JSON nested more than {MAX_DEPTH} levels deep", match.start())
             keys.append(set() if match.group() == "{" else None)
         elif kind == "close":
-            if keys:
+            if len(keys) > depth:
                 keys.pop()
         else:
             message = _token_problem(match, keys[-1] if keys else None)
@@ -150,7 +139,7 @@ def _token_problem(match: re.Match[str], seen: set[str] | None) -> str | None:
         return _number_problem(match.group())
     string = match.group("string")
     value = json.loads(string) if "\\" in string else string[1:-1]
-    if "\\" in string and _has_lone_surrogate(value):
+    if "\\" in string and has_lone_surrogate(value):
         return "a \\u escape leaves an unpaired UTF-16 surrogate"
     if kind == "key" and seen is not None:
         if value in seen:
@@ -167,7 +156,7 @@ def _number_problem(token: str) -> str | None:
     return None
 
 
-def _has_lone_surrogate(value: str) -> bool:
+def has_lone_surrogate(value: str) -> bool:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
