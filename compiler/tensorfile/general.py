@@ -66,10 +66,13 @@ class _Cursor:
 
     def peek(self) -> str:
         """The next character after whitespace ('' at the end); the cursor moves to it."""
-        match = _WHITESPACE.match(self.text, self.pos)
-        assert match is not None  # the pattern matches the empty string
-        self.pos = match.end()
-        return self.text[self.pos : self.pos + 1]
+        char = self.text[self.pos : self.pos + 1]
+        if char and char in _JSON_SPACE:
+            match = _WHITESPACE.match(self.text, self.pos)
+            assert match is not None  # the pattern matches the empty string
+            self.pos = match.end()
+            char = self.text[self.pos : self.pos + 1]
+        return char
 
     def expect(self, char: str, what: str) -> None:
         if self.peek() != char:
