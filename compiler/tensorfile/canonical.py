@@ -3,8 +3,9 @@
 safetensors writes ``{"__metadata__":{…},"NAME":{"dtype":"F16","shape":[320,320],
 "data_offsets":[0,204800]},…}`` with no whitespace, each tensor's data right after the one
 before, padded with spaces. Such a header is read with whole-list operations instead of a JSON
-parse and a loop per tensor: split at the quotes, check every fixed piece between them, size each
-distinct (shape, dtype) once, and compare the offsets with the running total of the sizes.
+parse and a loop per tensor: split at the quotes, check every fixed piece between them, parse
+each shape spelling once (remembered across files), and compare the offsets with the running
+total of the sizes. Headers past 4 MB, and sub-byte dtypes, are left to the general reader.
 
 A name holds no quote (the split), no backslash and no control character (checked), so a header
 that passes is exactly the canonical JSON of the values read back: the result is the one the
