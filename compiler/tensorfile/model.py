@@ -1,0 +1,173 @@
+"""The safetensors format's vocabulary: dtypes and their widths, limits, and the typed header.
+
+The numbers follow the format's own reader (huggingface/safetensors ``safetensors/src/tensor.rs``,
+release 0.8): its ``Dtype`` enum, ``Dtype::bitsize``, ``MAX_HEADER_SIZE`` and the checked
+arithmetic of ``Metadata::validate`` on a 64-bit machine (``usize`` is ``u64``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+# The bytes before the JSON header: its length as a little-endian u64.
+LENGTH_PREFIX = 8
+MAX_HEADER_LENGTH = 100_000_000
+U64_MAX = 2**64 - 1
+METADATA_KEY = "__metadata__"
+_LEADING_ZERO = re.compile(r"(?:^|,)0[0-9]")
+
+# Element width in bits, in the order of the Rust enum (the serializer sorts by it).
+DTYPE_BITS: Mapping[str, int] = {
+    "BOOL": 8,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "C64": 64,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+}
+DTYPE_ORDER: Mapping[str, int] = {dtype: rank for rank, dtype in enumerate(DTYPE_BITS)}
+
+
+class TensorInfo(NamedTuple):
+    """One tensor as the header describes it; ``data_offsets`` count from the data start."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    data_offsets: tuple[int, int]
+    nbytes: int
+
+
+class TensorTable(Mapping[str, TensorInfo]):
+    """A header's tensors by name, in the order their bytes lie in the file; read-only.
+
+    The tensors tile the data region, so the table keeps columns (dtypes, shapes and the running
+    end offsets) and makes each :class:`TensorInfo` when it is asked for.
+    """
+
+    __slots__ = ("_dtypes", "_ends", "_index", "_shapes")
+
+    def __init__(
+        self,
+        index: dict[str, int],
+        dtypes: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        ends: Sequence[int],
+    ) -> None:
+        """``index`` maps each name to its position; ``ends`` starts with 0, one more than names."""
+        self._index = index
+        self._dtypes = dtypes
+        self._shapes = shapes
+        self._ends = ends
+
+    def __getitem__(self, name: str) -> TensorInfo:
+        position = self._index[name]
+        begin, end = self._ends[position], self._ends[position + 1]
+        return TensorInfo(self._dtypes[position], self._shapes[position], (begin, end), end - begin)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __repr__(self) -> str:
+        return f"TensorTable({dict(self.items())!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class SafetensorsHeader:
+    """A validated safetensors header.
+
+    ``tensors`` are in the order their bytes lie in the file; ``metadata`` is the header's
+    ``__metadata__`` (empty when absent). Both are read-only mappings.
+    """
+
+    path: str
+    tensors: TensorTable
+    metadata: Mapping[str, str]
+    header_length: int
+    file_size: int
+
+    @property
+    def data_start(self) -> int:
+        """The file offset of the first tensor byte."""
+        return LENGTH_PREFIX + self.header_length
+
+    @property
+    def data_length(self) -> int:
+        """How many bytes of tensor data follow the header."""
+        return self.file_size - self.data_start
+
+
+class LayoutProblem(Exception):
+    """A header that is JSON but breaks one of the format's rules; ``pos`` is a character index
+    into the header text, where known."""
+
+    def __init__(
+        self, code: str, message: str, pos: int | None = None, notes: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.pos = pos
+        self.notes = notes
+
+
+def canonical_uints(tokens: list[str]) -> bool:
+    """Whether every token is an unsigned integer as JSON writes it: ASCII digits, no sign, no
+    leading zero. Whole-list operations, so that a list of millions costs no Python loop."""
+    if "" in tokens:
+        return False
+    listed = ",".join(tokens)
+    digits = listed.replace(",", "")
+    return digits.isascii() and digits.isdigit() and _LEADING_ZERO.search(listed) is None
+
+
+def element_count(shape: tuple[int, ...]) -> int | None:
+    """The product of ``shape``, or None where a partial product overflows 64 bits.
+
+    Like the reader's ``try_fold(1, checked_mul)``: a zero after an overflow does not save it,
+    a zero before one does. Past 64 factors above 1 the product overflows, so no more than that
+    are multiplied, however long the shape.
+    """
+    end = shape.index(0) if 0 in shape else len(shape)
+    factors = list(filter((1).__ne__, shape[:end]))
+    if len(factors) > 64 or math.prod(factors) > U64_MAX:
+        return None
+    return math.prod(factors) if end == len(shape) else 0
+
+
+def tensor_nbytes(name: str, dtype: str, shape: tuple[int, ...], pos: int | None = None) -> int:
+    """The byte length of ``shape`` elements of ``dtype``, with the reader's overflow checks."""
+    count = element_count(shape)
+    if count is None or count * DTYPE_BITS[dtype] > U64_MAX:
+        message = f"tensor {name!r}: the size of shape {list(shape)} of {dtype} overflows 64 bits"
+        raise LayoutProblem("safetensors-overflow", message, pos)
+    bits = count * DTYPE_BITS[dtype]
+    if bits % 8:
+        message = f"tensor {name!r}: {count} {dtype} elements do not fill a whole number of bytes"
+        raise LayoutProblem("safetensors-misaligned", message, pos)
+    return bits // 8

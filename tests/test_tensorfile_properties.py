@@ -1,0 +1,254 @@
+"""Properties of the header reader: it only ever raises MircError, it accepts what the format's
+reader accepts (refusing more only in the documented cases), and its canonical fast path agrees
+with its general reader on every header."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.diagnostics import MircError
+from compiler.tensorfile import DTYPE_BITS, canonical, header, parse_header
+from tests.safetensors_peer import Verdict, blob, ours, peer, same_reading
+
+SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Characters that change JSON structure or the format's rules, for mutations.
+TOKENS = [
+    b'"', b"{", b"}", b"[", b"]", b",", b":", b" ", b"\\", b"0", b"1", b"-", b"-0", b"1e0",
+    b"NaN", b"null", b"true", b"\xff", b"\x00", b"\\ud800", b'"a":1,', b'"t":{}',
+    b"99999999999999999999", b'"F4"', b'"C64"', b'"__metadata__"',
+]  # fmt: skip
+
+names = st.text(min_size=0, max_size=12)
+dtypes = st.sampled_from(sorted(DTYPE_BITS))
+shapes = st.lists(st.integers(0, 5), max_size=3)
+layouts = st.dictionaries(names, st.tuples(dtypes, shapes), max_size=5)
+metadatas = st.none() | st.dictionaries(names, st.text(max_size=8), max_size=3)
+
+
+def serialize(layout: dict[str, tuple[str, list[int]]], metadata: dict[str, str] | None) -> bytes:
+    """A header as the serializer writes it (sizes rounded down for sub-byte dtypes)."""
+    entries: dict[str, object] = {} if metadata is None else {"__metadata__": metadata}
+    offset = 0
+    for name, (dtype, shape) in layout.items():
+        count = 1
+        for dim in shape:
+            count *= dim
+        size = count * DTYPE_BITS[dtype] // 8
+        entries[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    return blob(json.dumps(entries, separators=(",", ":"), ensure_ascii=False), offset)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    """A serialized header with a few random edits: replace, insert, delete, truncate, extend."""
+    content = bytearray(serialize(draw(layouts), draw(metadatas)))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(content)))
+        edit = draw(st.sampled_from(["replace", "insert", "delete", "truncate", "extend"]))
+        token = draw(st.sampled_from(TOKENS) | st.binary(min_size=1, max_size=2))
+        if edit == "replace":
+            content[at : at + len(token)] = token
+        elif edit == "insert":
+            content[at:at] = token
+        elif edit == "delete":
+            del content[at : at + draw(st.integers(1, 4))]
+        elif edit == "truncate":
+            del content[at:]
+        else:
+            content += token
+    return bytes(content)
+
+
+SPELLINGS = ["-{}", "-{}", "{}.0", "{}e0", "0{}", "+{}", " {} "]
+EXTRAS = [
+    ',"x":1e308', ',"x":1e999', ',"x":-0', ',"x":[' + "[" * 124 + "]" * 124 + "]",
+    ',"x":[' + "[" * 125 + "]" * 125 + "]", ',"x":{"k":1,"k":2}', ',"x":"\\ud800"',
+    ',"dtype":"U8"', ',"x":NaN', ',"x":{"y":[1,{"z":null}]}',
+]  # fmt: skip
+TWISTS = [
+    "repeat a name", "name a tensor __metadata__", "control character in a name",
+    "escape a name", "spell a number oddly", "unknown key", "shuffle the entries",
+    "metadata not first", "odd padding", "data a byte off", "huge dimension", "offsets shifted",
+]  # fmt: skip
+
+
+@dataclass
+class Entry:
+    """One tensor entry as written: the name's JSON text, and each number's spelling."""
+
+    name: str
+    dtype: str
+    shape: list[int]
+    extra: str = ""
+    spelling: dict[str, str] = field(default_factory=dict)
+
+    def text(self, begin: int, end: int) -> str:
+        spell = {part: self.spelling.get(part, "{}") for part in ("begin", "end", "dim")}
+        dims = ",".join(spell["dim"].format(dim) for dim in self.shape)
+        offsets = spell["begin"].format(begin) + "," + spell["end"].format(end)
+        return (
+            f'{self.name}:{{"dtype":"{self.dtype}","shape":[{dims}],'
+            f'"data_offsets":[{offsets}]{self.extra}}}'
+        )
+
+
+def twist(draw: st.DrawFn, entry: Entry, other: Entry, kind: str) -> None:
+    """Give one entry one of the twists that changes it alone."""
+    if kind == "repeat a name":
+        entry.name = other.name
+    elif kind == "name a tensor __metadata__":
+        entry.name = '"__metadata__"'
+    elif kind == "control character in a name":
+        entry.name = '"' + draw(st.sampled_from(["\x00", "\x01", "\x1f", "\n"])) + 'c"'
+    elif kind == "escape a name":
+        entry.name = json.dumps(json.loads(entry.name, strict=False) + "é", ensure_ascii=True)
+    elif kind == "unknown key":
+        entry.extra = draw(st.sampled_from(EXTRAS))
+    elif kind == "huge dimension":
+        at = draw(st.integers(0, len(entry.shape)))
+        entry.shape.insert(at, draw(st.sampled_from([2**32, 2**63, 2**64])))
+    elif kind == "spell a number oddly":
+        part = draw(st.sampled_from(["begin", "end", "dim"]))
+        entry.spelling[part] = draw(st.sampled_from(SPELLINGS))
+
+
+def entry_texts(entries: list[Entry], shift_last: bool) -> tuple[list[str], int]:
+    """The entries' texts with contiguous offsets (the last one shifted if asked); data length."""
+    parts, offset = [], 0
+    for entry in entries:
+        count = 1
+        for dim in entry.shape:
+            count *= dim
+        end = offset + count * DTYPE_BITS[entry.dtype] // 8
+        shift = int(shift_last and entry is entries[-1])
+        parts.append(entry.text(offset + shift, end + shift))
+        offset = end
+    return parts, offset
+
+
+@st.composite
+def crafted(draw: st.DrawFn) -> bytes:
+    """A header as the serializer writes it, then given a few twists near the rules' edges."""
+    entries = [
+        Entry(json.dumps(name, ensure_ascii=False), draw(dtypes), draw(shapes))
+        for name in draw(st.lists(names, min_size=1, max_size=4, unique=True))
+    ]
+    twists = draw(st.lists(st.sampled_from(TWISTS), max_size=2))
+    for kind in twists:
+        twist(draw, draw(st.sampled_from(entries)), draw(st.sampled_from(entries)), kind)
+    parts, data = entry_texts(entries, "offsets shifted" in twists)
+    if "shuffle the entries" in twists:
+        parts = draw(st.permutations(parts))
+    metadata = draw(st.none() | st.dictionaries(names, st.text(max_size=4), max_size=3))
+    if metadata is not None:
+        block = '"__metadata__":' + json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+        parts.insert(
+            draw(st.integers(0, len(parts))) if "metadata not first" in twists else 0, block
+        )
+    text = ("{" + ",".join(parts) + "}").encode("utf-8")
+    if "odd padding" in twists:
+        text += draw(st.sampled_from([b"\t", b"\x00", b" x", b"\n\r", b""]))
+    if "data a byte off" in twists:
+        data += draw(st.sampled_from([1, -1]))
+    return blob(text, max(0, min(data, 2**20)), pad="odd padding" not in twists)
+
+
+def stricter_on_purpose(verdict: Verdict) -> bool:
+    """The refusals the peer does not make, listed in test_tensorfile.STRICTER."""
+    message = verdict.error or ""
+    return (
+        message.startswith("duplicate key")
+        or message.endswith("must be an object with dtype, shape and data_offsets, not a list")
+        or message.endswith("dtype must be a string, not an object")
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("headers")
+
+
+def agree_with_peer(folder: Path, content: bytes) -> None:
+    path = folder / "case.safetensors"
+    path.write_bytes(content)
+    mine = ours(path)
+    theirs = peer(path)
+    if mine.accepted:
+        assert theirs.accepted, f"mirc accepted what safe_open refuses: {theirs.error}"
+        assert same_reading(mine, theirs)
+    elif theirs.accepted:
+        assert stricter_on_purpose(mine), f"safe_open accepted what mirc refuses: {mine.error}"
+
+
+@SETTINGS
+@given(st.binary(max_size=300))
+def test_random_bytes_raise_only_mirc_errors(folder: Path, content: bytes) -> None:
+    agree_with_peer(folder, content)
+
+
+@SETTINGS
+@given(st.binary(max_size=200))
+def test_random_headers_raise_only_mirc_errors(folder: Path, text: bytes) -> None:
+    agree_with_peer(folder, blob(text, pad=False))
+
+
+@SETTINGS
+@given(layouts, metadatas)
+def test_serialized_headers_are_read_as_the_peer_reads_them(
+    folder: Path, layout: dict[str, tuple[str, list[int]]], metadata: dict[str, str] | None
+) -> None:
+    agree_with_peer(folder, serialize(layout, metadata))
+
+
+@settings(SETTINGS, max_examples=600)
+@given(mutated())
+def test_mutated_headers_agree_with_the_peer(folder: Path, content: bytes) -> None:
+    agree_with_peer(folder, content)
+
+
+@settings(SETTINGS, max_examples=500)
+@given(crafted())
+def test_crafted_headers_agree_with_the_peer(folder: Path, content: bytes) -> None:
+    agree_with_peer(folder, content)
+
+
+@settings(SETTINGS, max_examples=1000)
+@given(mutated() | crafted())
+def test_fast_path_agrees_with_the_general_reader(content: bytes) -> None:
+    length = int.from_bytes(content[:8], "little")
+    raw = content[8 : 8 + length]
+    if len(content) < 8 or len(raw) < length:
+        return
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    data_length = len(content) - 8 - length
+    fast = canonical.recognise(text, data_length)
+    try:
+        general = header._read_general("case", raw, text, data_length)
+    except MircError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert list(fast[0].items()) == list(general[0].items())
+        assert fast[1] == general[1]
+
+
+def test_fast_path_takes_serializer_output() -> None:
+    content = serialize({"a": ("F16", [2, 3]), "b": ("U8", [])}, {"format": "pt"})
+    length = int.from_bytes(content[:8], "little")
+    text = content[8 : 8 + length].decode()
+    fast = canonical.recognise(text, len(content) - 8 - length)
+    assert fast is not None
+    assert dict(fast[0].items()) == dict(
+        parse_header("x", content[8 : 8 + length], len(content)).tensors.items()
+    )
