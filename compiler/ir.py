@@ -16,7 +16,8 @@ from compiler.lang.mir import MirId
 # The upstream database writes the base compatibility entry as "*"; specs write "base".
 BASE = "base"
 
-Shape = tuple[int, ...]
+# A tensor shape; None is a size the file's author chooses (a LoRA's rank).
+Shape = tuple[int | None, ...]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ def data_dir(name: str) -> Path:
 def default_spec_dir(cwd: Path | None = None) -> Path:
     """``./spec`` when the working folder holds a registry, else the registry mirc ships with."""
     local = (cwd or Path.cwd()) / "spec"
-    if (local / "taxonomy.yaml").is_file():
+    markers = ("taxonomy.yaml", "models", "ops", "targets")
+    if any((local / marker).exists() for marker in markers):
         return local
     return data_dir("spec")

@@ -257,3 +257,38 @@ def test_deep_check_knows_pipeline_methods(tmp_path: Path) -> None:
     spec = make_registry(tmp_path, {**GOOD, "models/unet/toy.yaml": wrong})
     [problem] = check_registry(spec, deep=True).diagnostics
     assert "no function or pipeline method 'load_lora_weight'" in problem.message
+
+
+RECIPE = """version 0.1.0
+model "mir:info.unet.toy" model_config="sd1-ldm" merge_space="weight"
+model "mir:info.unet.toy:tiny" model_config="sd1-ldm" merge_space="weight"
+merge "weighted_sum" &0 &1 alpha=0.5
+"""
+
+
+def test_recipe_inputs_must_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = make_registry(tmp_path / "a", {**GOOD, "recipes/mix.mecha": RECIPE})
+    assert check_registry(good).ok
+    bad = RECIPE.replace("mir:info.unet.toy:tiny", "mir:info.unet.toy:small")
+    make_registry(tmp_path / "b", {**GOOD, "recipes/mix.mecha": bad})
+    monkeypatch.chdir(tmp_path / "b")
+    run = run_mirc("check", "spec")
+    assert run.status == 1
+    assert run.err.startswith(
+        "spec/recipes/mix.mecha:3:7: error: "
+        "no model in the registry has the id mir:info.unet.toy:small"
+    )
+
+
+def test_recipe_check_resolves_mir_ids_through_the_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_registry(tmp_path, GOOD)
+    (tmp_path / "mix.mecha").write_text(RECIPE.replace(":tiny", ":huge"))
+    monkeypatch.chdir(tmp_path)
+    run = run_mirc("recipe", "check", "mix.mecha")
+    assert (
+        run.status == 1 and "no model in the registry has the id mir:info.unet.toy:huge" in run.err
+    )
+    (tmp_path / "mix.mecha").write_text(RECIPE)
+    assert run_mirc("recipe", "check", "mix.mecha").status == 0

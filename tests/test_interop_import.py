@@ -378,3 +378,31 @@ def test_a_file_where_a_folder_belongs_is_a_rejection(tmp_path: Path) -> None:
     assert run.status == 1
     assert run.err.startswith("spec/models/unet: error: not a folder (on the way to spec/models/")
     assert tree_bytes(spec) == before
+
+
+def test_hand_written_backends_stay_first_and_win() -> None:
+    from compiler.interop.importer import is_curated, merge_backends
+
+    curated = [
+        {"package": "diffusers", "class": "FluxPipeline", "scheduler": "mir:ops.scheduler.x"}
+    ]
+    upstream = [
+        {
+            "package": "diffusers",
+            "class": "FluxPipeline",
+            "scheduler": "mir:ops.scheduler.y",
+            "precision": "p",
+        },
+        {"package": "diffusers", "class": "FluxInpaintPipeline"},
+    ]
+    merged = merge_backends(curated, upstream)
+    assert merged[0] == {
+        "package": "diffusers",
+        "class": "FluxPipeline",
+        "scheduler": "mir:ops.scheduler.x",
+        "precision": "p",
+    }
+    assert merged[1]["class"] == "FluxInpaintPipeline"
+    assert is_curated({"repo": "a/b", "fingerprints": []}) and not is_curated(
+        {"repo": "a/b", "backends": []}
+    )

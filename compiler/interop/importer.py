@@ -6,7 +6,8 @@ checked in a staging copy of the spec folder (schema, paths, links — what ``mi
 and only then are files written, each atomically. Rejected input writes nothing.
 
 Merge contract: import owns the upstream-derived fields of a variant (:data:`OWNED`); it sets
-them from upstream where upstream has them, adds variants and files that do not exist yet, and
+them from upstream where upstream has them (in a variant written by hand, its own backends stay
+first and win, see :func:`merge_backends`), adds variants and files that do not exist yet, and
 keeps every other field of an existing file as it is. A file whose values would not change is
 not rewritten, so a second import of the same database changes nothing.
 """
@@ -219,10 +220,35 @@ def merge_series(existing: Mapping[str, Any], series: ImportedSeries) -> dict[st
     variants = merged.setdefault("variants", {})
     for name, fields in series.variants.items():
         target = variants.setdefault(name, {})
+        curated = is_curated(target)
         for field in OWNED:
-            if field in fields:
+            if field == "backends" and field in fields and curated:
+                target[field] = merge_backends(target.get(field, []), fields[field])
+            elif field in fields:
                 target[field] = fields[field]
     return dict(merged)
+
+
+def is_curated(variant: Mapping[str, Any]) -> bool:
+    """A variant someone wrote by hand: it has fields no import produces."""
+    return any(field not in OWNED for field in variant)
+
+
+def merge_backends(curated: list[dict[str, Any]], upstream: list[dict[str, Any]]) -> list[Any]:
+    """A curated variant's backends stay first and win where they say something (upstream's
+    entries are sometimes wrong for the family, e.g. an inpainting pipeline as the default);
+    upstream fills what a backend of the same package and class leaves out, and its other
+    backends follow."""
+    merged = [dict(b) for b in curated]
+    index = {(b.get("package"), b.get("class")): b for b in merged}
+    for backend in upstream:
+        mine = index.get((backend.get("package"), backend.get("class")))
+        if mine is None:
+            merged.append(backend)
+            continue
+        for key, value in backend.items():
+            mine.setdefault(key, value)
+    return merged
 
 
 def _check_staged(

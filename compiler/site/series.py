@@ -12,7 +12,7 @@ from compiler.link import variant_key
 from compiler.plan.model import PlannedFile
 from compiler.site import links
 from compiler.site.model import SiteInput, count
-from compiler.site.targets import fit_rows, inference_details, loader_snippet, training_tabs
+from compiler.site.targets import inference_groups, loader_snippet, training_tabs
 
 HUB = "https://huggingface.co/"
 CROSSWALK_COLUMNS = (
@@ -56,6 +56,7 @@ def plan_series_page(site: SiteInput, series: Series) -> PlannedFile:
         "overview": [_overview_row(v) for v in variants],
         "crosswalk": _crosswalk(site, series, variants),
         "variants": [_variant(site, series, v, page) for v in variants],
+        "inference": inference_groups(site, variants, page),
         "used_by": _used_by(site, series, page),
     }
     template = "site/series.md.j2" if series.kind == "series" else "site/ops.md.j2"
@@ -122,14 +123,10 @@ def _variant(site: SiteInput, series: Series, variant: Variant, page: str) -> di
         ],
         "layer_hashes": list(variant.layer_hashes),
         "fingerprints": [_fingerprint(f) for f in variant.fingerprints],
-        "fits": [],
-        "details": [],
         "loader": None,
         "training": [],
     }
     if plan is not None:
-        context["fits"] = fit_rows(site, plan, page)
-        context["details"] = inference_details(site, plan)
         context["loader"] = loader_snippet(series, variant, plan, site)
         context["training"] = training_tabs(site, series, plan, page)
     return context

@@ -61,6 +61,25 @@ def python_module(name: str) -> str:
     return name.replace("-", "_")
 
 
+def inference_groups(site: SiteInput, variants: list[Variant], page: str) -> list[dict[str, Any]]:
+    """The per-target inference plans of a series' variants, variants with identical plans
+    shown once together (the variants of an imported series often share all of theirs)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for variant in variants:
+        plan = site.plans.get(variant.id)
+        if plan is None or not plan.targets:
+            continue
+        key = json.dumps([tp.inference.to_json() for tp in plan.targets], sort_keys=True)
+        if key not in groups:
+            groups[key] = {
+                "variants": [],
+                "fits": fit_rows(site, plan, page),
+                "details": inference_details(site, plan),
+            }
+        groups[key]["variants"].append(variant.compat)
+    return list(groups.values())
+
+
 def fit_rows(site: SiteInput, plan: VariantPlan, page: str) -> list[dict[str, Any]]:
     """One row per target: memory fit, estimate against usable memory, dtype, offload, why."""
     rows = []

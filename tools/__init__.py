@@ -1,0 +1,1 @@
+"""Maintenance scripts for the registry (not part of the installed ``compiler`` package)."""
