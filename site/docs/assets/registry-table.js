@@ -21,7 +21,7 @@
   }
 
   function setup() {
-    var table = document.getElementById("registry");
+    var table = document.getElementById("registry-table");
     if (!table || table.getAttribute("data-ready")) {
       return;
     }
