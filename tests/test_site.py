@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from compiler.cli import build_parser
 from compiler.interop.exporter import database_text, export_database
@@ -323,3 +324,14 @@ def test_whole_registry_builds_strict_in_time(tmp_path: Path) -> None:
     models = len(list((ROOT / "spec/models").rglob("*.yaml")))
     assert len(list((tmp_path / "out/models").rglob("*.html"))) == models
     assert result.pages > models and seconds < 60, seconds
+
+
+def test_pages_workflow_publishes_what_mirc_site_builds() -> None:
+    workflow = yaml.safe_load((ROOT / ".github/workflows/pages.yml").read_text(encoding="utf-8"))
+    steps = workflow["jobs"]["build"]["steps"]
+    [command] = [s["run"] for s in steps if "mirc site" in s.get("run", "")]
+    [upload] = [s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact")]
+    assert command == f"mirc site --out {upload['with']['path']}"
+    assert workflow[True]["push"]["branches"] == ["main"]  # YAML 1.1 reads the key `on` as True
+    deploy = workflow["jobs"]["deploy"]["steps"]
+    assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in deploy)
