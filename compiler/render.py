@@ -88,18 +88,20 @@ def canonical_json(value: Any) -> str:
 
 # What Markdown (with tables, attribute lists and inline HTML) reads as markup anywhere in a line.
 MARKDOWN_SPECIAL = {ch: f"&#{ord(ch)};" for ch in '&<>\\`*_[]{}|#!"'}
-# ... and at the start of a line: list items, rules, ordered lists.
-LINE_START = re.compile(r"[-+]|[0-9]+[.)]")
+# ... and at the start of a line (after at most one space): list items, rules, ordered lists.
+LINE_START = re.compile(r" ?(?:[-+]|[0-9]+[.)])")
 
 
 def mdtext(value: Any) -> str:
     """``value`` as one line of inert Markdown text, safe in a paragraph, a table cell or inline
-    HTML: markup characters become character references, whitespace runs one space and control
-    characters (which no page can show) are dropped, so it renders as the text it was given."""
-    text = " ".join("".join(ch for ch in str(value) if ch.isprintable() or ch.isspace()).split())
-    escaped = "".join(MARKDOWN_SPECIAL.get(ch, ch) for ch in text)
+    HTML: markup characters become character references, each whitespace run one space and
+    control characters (which no page can show) are dropped, so it renders as the text it was
+    given."""
+    shown = "".join(ch for ch in str(value) if ch.isprintable() or ch.isspace())
+    escaped = "".join(MARKDOWN_SPECIAL.get(ch, ch) for ch in re.sub(r"\s+", " ", shown))
     if LINE_START.match(escaped):
-        escaped = f"&#{ord(escaped[0])};{escaped[1:]}"
+        at = 1 if escaped.startswith(" ") else 0
+        escaped = f"{escaped[:at]}&#{ord(escaped[at])};{escaped[at + 1 :]}"
     return escaped
 
 

@@ -24,6 +24,7 @@ from compiler.interop.exporter import database_text, export_database
 from compiler.registry import check_registry
 from compiler.resources import PACKAGE_DIR, data_dir
 from compiler.site import SiteResult, build_site
+from compiler.site.reference import code_spans, header_blocks
 from compiler.write import read_tree
 from tests.conftest import ROOT, run_mirc
 from tests.site_support import FLUX, read_page, site_registry
@@ -335,3 +336,16 @@ def test_pages_workflow_publishes_what_mirc_site_builds() -> None:
     assert workflow[True]["push"]["branches"] == ["main"]  # YAML 1.1 reads the key `on` as True
     deploy = workflow["jobs"]["deploy"]["steps"]
     assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in deploy)
+
+
+def test_grammar_header_becomes_prose_and_examples() -> None:
+    text = "// A `x` language.\n// more words\n//\n//   x 1\n//   x 2\n// end\nstart: X\n"
+    assert header_blocks(text) == [
+        {
+            "kind": "text",
+            "segments": [("A ", False), ("x", True), (" language. more words", False)],
+        },
+        {"kind": "code", "text": "x 1\nx 2"},
+        {"kind": "text", "segments": [("end", False)]},
+    ]
+    assert code_spans("odd ` tick") == [("odd ` tick", False)]

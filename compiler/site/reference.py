@@ -55,7 +55,7 @@ def plan_language_pages() -> list[PlannedFile]:
             "title": grammar_title(name),
             "file": f"compiler/grammars/{name}.lark",
             "href": links.link(links.LANGUAGES_INDEX, links.language_page(name)),
-            "summary": next(iter(_header_paragraphs(text)), ""),
+            "summary": _summary(text),
         }
         for name, text in grammars
     ]
@@ -66,7 +66,7 @@ def plan_language_pages() -> list[PlannedFile]:
             {
                 "title": grammar_title(name),
                 "file": f"compiler/grammars/{name}.lark",
-                "paragraphs": list(_header_paragraphs(text)),
+                "header": header_blocks(text),
                 "grammar": text,
                 "lines": text.count("\n") + (not text.endswith("\n")),
             },
@@ -85,21 +85,51 @@ def plan_language_pages() -> list[PlannedFile]:
     ]
 
 
-def _header_paragraphs(text: str) -> Iterator[str]:
-    """The grammar's leading ``//`` comment, as paragraphs (a blank comment line separates)."""
-    paragraph: list[str] = []
+def header_blocks(text: str) -> list[dict[str, Any]]:
+    """The grammar's leading ``//`` comment as prose paragraphs (with their `code` spans) and,
+    for lines indented past the comment's own margin, example blocks."""
+    blocks: list[dict[str, Any]] = []
+    prose: list[str] = []
+    example: list[str] = []
+
+    def flush() -> None:
+        if prose:
+            blocks.append({"kind": "text", "segments": code_spans(" ".join(prose))})
+        if example:
+            blocks.append({"kind": "code", "text": "\n".join(example)})
+        prose.clear()
+        example.clear()
+
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped.startswith("//"):
             break
-        words = stripped[2:].strip()
-        if words:
-            paragraph.append(words)
-        elif paragraph:
-            yield " ".join(paragraph)
-            paragraph = []
-    if paragraph:
-        yield " ".join(paragraph)
+        body = stripped[2:]
+        if body.startswith(("   ", "\t")):
+            if prose:
+                flush()
+            example.append(body.strip())
+        elif body.strip():
+            if example:
+                flush()
+            prose.append(body.strip())
+        else:
+            flush()
+    flush()
+    return blocks
+
+
+def code_spans(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut at its backticks: (part, is_code) pairs; unpaired backticks stay text."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:
+        return [(text, False)]
+    return [(part, i % 2 == 1) for i, part in enumerate(parts) if part]
+
+
+def _summary(text: str) -> str:
+    first = next((b for b in header_blocks(text) if b["kind"] == "text"), None)
+    return "".join(part for part, _ in first["segments"]) if first else ""
 
 
 def plan_naming_page() -> PlannedFile:
