@@ -10,7 +10,10 @@ are the only way a spec value may reach generated source (RELIABILITY rule 6):
 * ``pyident`` — a name checked against an allow-list pattern;
 * ``pycomment`` — one escaped ASCII line for a ``#`` comment;
 * ``shellword`` — an integer, or a string quoted as one POSIX shell word (``shlex.quote``);
-* ``canonical_json`` — sorted keys, two-space indent, ASCII only.
+* ``canonical_json`` — sorted keys, two-space indent, ASCII only;
+* ``mdtext`` — one line of Markdown text (also safe in a table cell or inline HTML): every
+  character Markdown or HTML would read as markup written as a character reference;
+* ``mdblock`` — a fenced code block whose fence is longer than any backtick run in the text.
 
 Every rendered ``.py`` file is parsed with ``ast.parse`` before it is accepted.
 """
@@ -193,6 +196,35 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
 
 
+# What Markdown (with tables, attribute lists and inline HTML) reads as markup anywhere in a line.
+MARKDOWN_SPECIAL = {ch: f"&#{ord(ch)};" for ch in '&<>\\`*_[]{}|#!"'}
+# ... and at the start of a line (after at most one space): list items, rules, ordered lists.
+LINE_START = re.compile(r" ?(?:[-+]|[0-9]+[.)])")
+
+
+def mdtext(value: Any) -> str:
+    """``value`` as one line of inert Markdown text, safe in a paragraph, a table cell or inline
+    HTML: markup characters become character references, each whitespace run one space and
+    control characters (which no page can show) are dropped, so it renders as the text it was
+    given."""
+    shown = "".join(ch for ch in str(value) if ch.isprintable() or ch.isspace())
+    escaped = "".join(MARKDOWN_SPECIAL.get(ch, ch) for ch in re.sub(r"\s+", " ", shown))
+    if LINE_START.match(escaped):
+        at = 1 if escaped.startswith(" ") else 0
+        escaped = f"{escaped[:at]}&#{ord(escaped[at])};{escaped[at + 1 :]}"
+    return escaped
+
+
+def mdblock(value: Any, language: str = "text") -> str:
+    """``value`` as a fenced code block (no trailing newline) that no line of it can close."""
+    if not IDENTIFIER.fullmatch(language.replace("-", "_")):
+        raise RenderError(f"{language[:40]!r} is not a code block language")
+    text = str(value).rstrip("\n")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
 @functools.cache
 def environment(templates: Path | None = None) -> jinja2.Environment:
     """The one Jinja environment every generated file is rendered with."""
@@ -210,6 +242,8 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         pycomment=pycomment,
         shellword=shellword,
         canonical_json=canonical_json,
+        mdtext=mdtext,
+        mdblock=mdblock,
     )
     return env
 

@@ -1,4 +1,5 @@
-"""Where the registry (``spec/``) and the templates (``templates/``) are found.
+"""Where the registry (``spec/``), the templates (``templates/``) and the website's MkDocs
+project (``site/``: ``mkdocs.yml`` and the hand-written ``docs/``) are found.
 
 In a source checkout (or an editable install) they are the folders at the repository root, the
 customer's layout. A wheel carries copies inside the package, under ``compiler/_bundled/``
@@ -20,7 +21,8 @@ def _checkout_root() -> Path | None:
 
 
 def data_dir(name: str) -> Path:
-    """The shipped folder ``name`` (``spec`` or ``templates``), from a checkout or the wheel."""
+    """The shipped folder ``name`` (``spec``, ``templates`` or ``site``), from a checkout or the
+    wheel."""
     root = _checkout_root()
     if root is not None and (root / name).is_dir():
         return root / name

@@ -39,17 +39,34 @@ def write_tree(out_dir: Path, files: Mapping[str, bytes]) -> None:
     """Replace ``out_dir`` with exactly ``files`` (relative path → bytes), atomically."""
     for rel in files:
         check_relative(rel)
-    out_dir = out_dir.absolute()
-    if out_dir.is_symlink():
-        raise WriteError(f"{out_dir} is a symbolic link; refusing to write through it")
-    recover(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+    staging = staging_dir(out_dir)
     try:
         for rel, data in sorted(files.items()):
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    swap_in(staging, out_dir)
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """A new empty folder beside ``out_dir`` to build its next tree in (see :func:`swap_in`);
+    one a killed run leaves behind is cleared by :func:`recover`."""
+    out_dir = out_dir.absolute()
+    if out_dir.is_symlink():
+        raise WriteError(f"{out_dir} is a symbolic link; refusing to write through it")
+    recover(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+
+
+def swap_in(staging: Path, out_dir: Path) -> None:
+    """Make the complete tree in ``staging`` the new ``out_dir`` in one step; the old tree and
+    ``staging`` are gone afterwards. On failure ``out_dir`` is as it was."""
+    out_dir = out_dir.absolute()
+    try:
         os.sync()  # one flush for the whole tree instead of an fsync per file
         _swap(staging, out_dir)
     except BaseException:
