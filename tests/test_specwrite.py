@@ -208,3 +208,26 @@ def test_record_orders_follow_the_schemas() -> None:
     ops_variant = schemas["ops.schema.json"]["properties"]["variants"]["additionalProperties"]
     ops_order = [k for k in VARIANT.order if k in ops_variant["properties"]]
     assert ops_order == _properties(ops_variant)
+
+
+@given(
+    st.lists(
+        st.text(
+            st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),
+            min_size=1,
+            max_size=15,
+        ),
+        min_size=12,
+        max_size=40,
+    )
+)
+def test_long_prose_is_folded_and_reads_back_the_same(words: list[str]) -> None:
+    from compiler.interop.specwrite import _fold, _foldable
+    from compiler.yamlfile import load_yaml
+
+    text = " ".join(words)
+    if not _foldable(text, len("description:")):
+        return
+    block = "description: >-\n" + "\n".join(_fold(text, 2)) + "\n"
+    assert all(len(line) <= 100 for line in block.splitlines())
+    assert load_yaml(block.encode(), "t.yaml").value == {"description": text}

@@ -197,8 +197,40 @@ def _value(prefix: str, value: Any, shape: Shape, indent: int, out: list[str]) -
             return
         out.append(prefix)
         _sequence(value, shape.item or DATA, indent + 2, out)
+    elif isinstance(value, str) and _foldable(value, len(prefix)):
+        out.append(f"{prefix} >-")
+        out.extend(_fold(value, indent + 2))
     else:
         out.append(f"{prefix} {scalar_text(value)}")
+
+
+# Prose longer than a line is written as a folded block (``>-``), wrapped at spaces: it reads
+# back as the same one-line string because it has no newline, no tab, no doubled, leading or
+# trailing space (which folding would change).
+_FOLDABLE = re.compile(r"[^\s](?:[^\s]| (?! ))*")
+
+
+def _foldable(text: str, prefix: int) -> bool:
+    return (
+        prefix + 1 + len(text) > WIDTH
+        and _FOLDABLE.fullmatch(text) is not None
+        and text.isprintable()
+        and all(len(word) < WIDTH - 20 for word in text.split(" "))
+    )
+
+
+def _fold(text: str, indent: int) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        if current and len(pad) + len(current) + 1 + len(word) > WIDTH:
+            lines.append(pad + current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    lines.append(pad + current)
+    return lines
 
 
 def _sequence(items: Sequence[Any], shape: Shape, indent: int, out: list[str]) -> None:

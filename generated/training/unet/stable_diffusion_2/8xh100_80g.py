@@ -135,7 +135,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 1,
-                        "reason": "largest power of two \u2264 1 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 1 per device that fits (3.6 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -172,7 +172,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 1,
-                        "reason": "largest power of two \u2264 1 per device that fits (13.4 GiB)",
+                        "reason": "largest power of two \u2264 1 per device that fits (14.9 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -259,7 +259,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 1,
-                        "reason": "largest power of two \u2264 1 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 1 per device that fits (2.8 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -296,7 +296,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 1,
-                        "reason": "largest power of two \u2264 1 per device that fits (13.4 GiB)",
+                        "reason": "largest power of two \u2264 1 per device that fits (14.1 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,

@@ -134,7 +134,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (14.1 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -170,7 +170,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.4 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (25.4 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -256,7 +256,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (7.4 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -292,7 +292,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.4 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (18.7 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,

@@ -131,17 +131,20 @@ SPEC = {
                         "reason": "cpu: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (3.7 GiB)",
+                        "value": 4,
+                        "reason": "largest power of two \u2264 8 per device that fits (21.0 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 2,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "4 per step \xd7 2 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "a micro-batch of one does not fit without it",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",
@@ -165,17 +168,20 @@ SPEC = {
                         "reason": "cpu: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.4 GiB)",
+                        "value": 2,
+                        "reason": "largest power of two \u2264 8 per device that fits (22.0 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 4,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "2 per step \xd7 4 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "a micro-batch of one does not fit without it",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",
@@ -249,13 +255,13 @@ SPEC = {
                         "reason": "cpu: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (3.7 GiB)",
+                        "value": 1,
+                        "reason": "largest power of two \u2264 8 per device that fits (17.6 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 8,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "1 per step \xd7 8 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },
@@ -284,7 +290,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.4 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (20.9 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -293,7 +299,10 @@ SPEC = {
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "a micro-batch of one does not fit without it",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",

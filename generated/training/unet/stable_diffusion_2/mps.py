@@ -132,7 +132,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (3.7 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (38.3 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -141,7 +141,10 @@ SPEC = {
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "a micro-batch of one does not fit without it",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",
@@ -165,17 +168,20 @@ SPEC = {
                         "reason": "mps: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.4 GiB)",
+                        "value": 4,
+                        "reason": "largest power of two \u2264 8 per device that fits (30.7 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 2,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "4 per step \xd7 2 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "a micro-batch of one does not fit without it",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",
@@ -249,13 +255,13 @@ SPEC = {
                         "reason": "mps: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (3.7 GiB)",
+                        "value": 2,
+                        "reason": "largest power of two \u2264 8 per device that fits (31.4 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 4,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "2 per step \xd7 4 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },
@@ -283,13 +289,13 @@ SPEC = {
                         "reason": "mps: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.4 GiB)",
+                        "value": 2,
+                        "reason": "largest power of two \u2264 8 per device that fits (41.1 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 4,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "2 per step \xd7 4 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },

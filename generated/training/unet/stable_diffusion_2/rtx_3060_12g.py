@@ -134,13 +134,13 @@ SPEC = {
                         ),
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (2.1 GiB)",
+                        "value": 4,
+                        "reason": "largest power of two \u2264 8 per device that fits (8.1 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 2,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "4 per step \xd7 2 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },
@@ -262,7 +262,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (7.4 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,

@@ -135,7 +135,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (14.1 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -171,13 +171,13 @@ SPEC = {
                         ),
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.4 GiB)",
+                        "value": 4,
+                        "reason": "largest power of two \u2264 8 per device that fits (19.4 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 2,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "4 per step \xd7 2 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },
@@ -259,7 +259,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (7.4 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -296,7 +296,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.4 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (18.7 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,

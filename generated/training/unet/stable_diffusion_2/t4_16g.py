@@ -132,7 +132,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (14.1 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -165,17 +165,20 @@ SPEC = {
                         "reason": "NVIDIA T4 16GB has no bf16; fp16 halves memory",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.4 GiB)",
+                        "value": 4,
+                        "reason": "largest power of two \u2264 8 per device that fits (14.1 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 2,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "4 per step \xd7 2 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "a micro-batch of one does not fit without it",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",
@@ -250,7 +253,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (7.4 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -283,13 +286,13 @@ SPEC = {
                         "reason": "NVIDIA T4 16GB has no bf16; fp16 halves memory",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.4 GiB)",
+                        "value": 1,
+                        "reason": "largest power of two \u2264 8 per device that fits (14.1 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 8,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "1 per step \xd7 8 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },

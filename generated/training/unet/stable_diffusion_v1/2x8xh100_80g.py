@@ -127,7 +127,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 1,
-                        "reason": "largest power of two \u2264 1 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 1 per device that fits (2.8 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -167,7 +167,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 1,
-                        "reason": "largest power of two \u2264 1 per device that fits (13.3 GiB)",
+                        "reason": "largest power of two \u2264 1 per device that fits (14.0 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,

@@ -126,7 +126,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (7.4 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -162,7 +162,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.3 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (18.6 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,

@@ -123,13 +123,13 @@ SPEC = {
                         "reason": "mps: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (3.7 GiB)",
+                        "value": 1,
+                        "reason": "largest power of two \u2264 8 per device that fits (25.0 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 8,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "1 per step \xd7 8 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },
@@ -157,13 +157,13 @@ SPEC = {
                         "reason": "mps: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.3 GiB)",
+                        "value": 1,
+                        "reason": "largest power of two \u2264 8 per device that fits (34.6 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 8,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "1 per step \xd7 8 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },

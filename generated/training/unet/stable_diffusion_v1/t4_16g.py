@@ -124,7 +124,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (2.1 GiB)",
+                        "reason": "largest power of two \u2264 8 per device that fits (7.4 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -157,13 +157,13 @@ SPEC = {
                         "reason": "NVIDIA T4 16GB has no bf16; fp16 halves memory",
                     },
                     "micro_batch": {
-                        "value": 8,
-                        "reason": "largest power of two \u2264 8 per device that fits (13.3 GiB)",
+                        "value": 1,
+                        "reason": "largest power of two \u2264 8 per device that fits (14.0 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 8,
                         "reason": (
-                            "8 per step \xd7 1 steps \xd7 1 device(s) \u2265 8 (the effective "
+                            "1 per step \xd7 8 steps \xd7 1 device(s) \u2265 8 (the effective "
                             "batch)"
                         ),
                     },

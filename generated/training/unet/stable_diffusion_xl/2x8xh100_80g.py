@@ -140,7 +140,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 2,
-                        "reason": "largest power of two \u2264 2 per device that fits (5.3 GiB)",
+                        "reason": "largest power of two \u2264 2 per device that fits (28.6 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -180,7 +180,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 2,
-                        "reason": "largest power of two \u2264 2 per device that fits (2.9 GiB)",
+                        "reason": "largest power of two \u2264 2 per device that fits (26.1 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,

@@ -140,7 +140,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 4,
-                        "reason": "largest power of two \u2264 4 per device that fits (5.3 GiB)",
+                        "reason": "largest power of two \u2264 4 per device that fits (51.9 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,
@@ -177,7 +177,7 @@ SPEC = {
                     },
                     "micro_batch": {
                         "value": 4,
-                        "reason": "largest power of two \u2264 4 per device that fits (5.3 GiB)",
+                        "reason": "largest power of two \u2264 4 per device that fits (51.8 GiB)",
                     },
                     "gradient_accumulation": {
                         "value": 1,

@@ -138,13 +138,13 @@ SPEC = {
                         ),
                     },
                     "micro_batch": {
-                        "value": 32,
-                        "reason": "largest power of two \u2264 32 per device that fits (5.3 GiB)",
+                        "value": 2,
+                        "reason": "largest power of two \u2264 32 per device that fits (28.6 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 16,
                         "reason": (
-                            "32 per step \xd7 1 steps \xd7 1 device(s) \u2265 32 (the effective "
+                            "2 per step \xd7 16 steps \xd7 1 device(s) \u2265 32 (the effective "
                             "batch)"
                         ),
                     },

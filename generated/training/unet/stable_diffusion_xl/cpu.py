@@ -136,23 +136,26 @@ SPEC = {
                         "reason": "cpu: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 32,
-                        "reason": "largest power of two \u2264 32 per device that fits (10.1 GiB)",
+                        "value": 1,
+                        "reason": "nothing fits, even a micro-batch of one with recomputation",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 32,
                         "reason": (
-                            "32 per step \xd7 1 steps \xd7 1 device(s) \u2265 32 (the effective "
+                            "1 per step \xd7 32 steps \xd7 1 device(s) \u2265 32 (the effective "
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "nothing fits, even a micro-batch of one with recomputation",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",
                         "reason": "one device: run the script directly",
                     },
-                    "fit": "fits",
+                    "fit": "does-not-fit",
                     "metadata": {
                         "mir.id": "mir:info.unet.stable-diffusion-xl:base",
                         "modelspec.sai_model_spec": "1.0.0",

@@ -136,17 +136,20 @@ SPEC = {
                         "reason": "mps: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 32,
-                        "reason": "largest power of two \u2264 32 per device that fits (10.1 GiB)",
+                        "value": 1,
+                        "reason": "largest power of two \u2264 32 per device that fits (36.8 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 32,
                         "reason": (
-                            "32 per step \xd7 1 steps \xd7 1 device(s) \u2265 32 (the effective "
+                            "1 per step \xd7 32 steps \xd7 1 device(s) \u2265 32 (the effective "
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "a micro-batch of one does not fit without it",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",
@@ -170,23 +173,26 @@ SPEC = {
                         "reason": "mps: autocast training is incomplete; fp32",
                     },
                     "micro_batch": {
-                        "value": 32,
-                        "reason": "largest power of two \u2264 32 per device that fits (38.8 GiB)",
+                        "value": 1,
+                        "reason": "nothing fits, even a micro-batch of one with recomputation",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 32,
                         "reason": (
-                            "32 per step \xd7 1 steps \xd7 1 device(s) \u2265 32 (the effective "
+                            "1 per step \xd7 32 steps \xd7 1 device(s) \u2265 32 (the effective "
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "nothing fits, even a micro-batch of one with recomputation",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",
                         "reason": "one device: run the script directly",
                     },
-                    "fit": "fits",
+                    "fit": "does-not-fit",
                     "metadata": {
                         "mir.id": "mir:info.unet.stable-diffusion-xl:base",
                         "modelspec.sai_model_spec": "1.0.0",

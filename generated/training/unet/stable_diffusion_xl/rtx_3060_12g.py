@@ -139,17 +139,20 @@ SPEC = {
                         ),
                     },
                     "micro_batch": {
-                        "value": 32,
-                        "reason": "largest power of two \u2264 32 per device that fits (5.3 GiB)",
+                        "value": 4,
+                        "reason": "largest power of two \u2264 32 per device that fits (8.8 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 8,
                         "reason": (
-                            "32 per step \xd7 1 steps \xd7 1 device(s) \u2265 32 (the effective "
+                            "4 per step \xd7 8 steps \xd7 1 device(s) \u2265 32 (the effective "
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "a micro-batch of one does not fit without it",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",

@@ -139,13 +139,13 @@ SPEC = {
                         ),
                     },
                     "micro_batch": {
-                        "value": 32,
-                        "reason": "largest power of two \u2264 32 per device that fits (5.3 GiB)",
+                        "value": 1,
+                        "reason": "largest power of two \u2264 32 per device that fits (17.0 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 32,
                         "reason": (
-                            "32 per step \xd7 1 steps \xd7 1 device(s) \u2265 32 (the effective "
+                            "1 per step \xd7 32 steps \xd7 1 device(s) \u2265 32 (the effective "
                             "batch)"
                         ),
                     },

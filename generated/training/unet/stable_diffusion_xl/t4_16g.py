@@ -136,17 +136,20 @@ SPEC = {
                         "reason": "NVIDIA T4 16GB has no bf16; fp16 halves memory",
                     },
                     "micro_batch": {
-                        "value": 32,
-                        "reason": "largest power of two \u2264 32 per device that fits (5.3 GiB)",
+                        "value": 8,
+                        "reason": "largest power of two \u2264 32 per device that fits (12.2 GiB)",
                     },
                     "gradient_accumulation": {
-                        "value": 1,
+                        "value": 4,
                         "reason": (
-                            "32 per step \xd7 1 steps \xd7 1 device(s) \u2265 32 (the effective "
+                            "8 per step \xd7 4 steps \xd7 1 device(s) \u2265 32 (the effective "
                             "batch)"
                         ),
                     },
-                    "gradient_checkpointing": {"value": False, "reason": "not needed"},
+                    "gradient_checkpointing": {
+                        "value": True,
+                        "reason": "a micro-batch of one does not fit without it",
+                    },
                     "strategy": {"value": "none", "reason": "one device"},
                     "launcher": {
                         "value": "python",
