@@ -33,6 +33,9 @@ class Candidate:
     fingerprint: Fingerprint
     region: str  # the longest dotted prefix all its required keys share
     drops: tuple[str, ...]  # component prefixes to drop to read the component saved alone
+    first: str  # its first required key: no reading can match a file without it
+    keys: Mapping[str, frozenset[str]]  # its required keys with each prefix of ``drops`` (and "")
+    # taken off, to tell at set speed whether a file shares any
     distinct: frozenset[str]  # its keys that no fingerprint of another format mentions
 
     @property
@@ -95,10 +98,19 @@ def candidates(linked: LinkedRegistry) -> tuple[Candidate, ...]:
             fingerprint,
             region := _region(fingerprint),
             component_prefixes(region),
+            next(iter(fingerprint.required), ""),
+            _stripped_keys(fingerprint, component_prefixes(region)),
             frozenset(k for k in _mentioned(fingerprint) if formats[k] == {fingerprint.format}),
         )
         for mir, fingerprint in printed
     )
+
+
+def _stripped_keys(fingerprint: Fingerprint, drops: tuple[str, ...]) -> dict[str, frozenset[str]]:
+    return {
+        drop: frozenset(k[len(drop) :] for k in fingerprint.required if k.startswith(drop))
+        for drop in ("", *drops)
+    }
 
 
 def _mentioned(fingerprint: Fingerprint) -> list[str]:
@@ -170,17 +182,38 @@ def _count_agreement(candidate: Candidate, region: str, index: KeyIndex) -> floa
     return min(present, expected) / max(present, expected)
 
 
-def score_all(pool: Iterable[Candidate], tensors: TensorTable, index: KeyIndex) -> list[Score]:
-    """Every candidate through every reading of the file, best first: by confidence, then the
+def score_all(
+    pool: Iterable[Candidate], tensors: TensorTable, index: KeyIndex, *, full: bool = False
+) -> list[Score]:
+    """The candidates through every reading of the file, best first: by confidence, then the
     file read as it is before a component of it, then by the keys only its format names (a
-    diffusers VAE matches the ldm VAE print too), then by how much it matched."""
+    diffusers VAE matches the ldm VAE print too), then by how much it matched.
+
+    A reading is scored only when the file has the candidate's first required key there (no
+    match is possible without it), so a file costs about one lookup per reading; with ``full``
+    (for the nearest candidates of an unknown file), when it has any required key there.
+    """
     found = views(index)
-    plain = [(view, "") for view in found.all]
-    scores = [
-        score(c, reading, tensors, index)
+    names = index.name_set
+    readings = [(c, (view, "")) for view in found.all for c in pool if view + c.first in names]
+    readings += [
+        (c, (base, drop))
         for c in pool
-        for reading in plain + [(base, drop) for drop in c.drops for base in found.bases]
+        for drop in c.drops
+        if c.first.startswith(drop)
+        for base in found.bases
+        if base + c.first[len(drop) :] in names
     ]
+    if full:
+        under = {view: index.stripped(view) for view in found.all}
+        readings = [
+            (c, (view, drop))
+            for c in pool
+            for view, drop in [(view, "") for view in found.all]
+            + [(base, drop) for drop in c.drops for base in found.bases]
+            if not c.keys[drop].isdisjoint(under[view])
+        ]
+    scores = [score(c, reading, tensors, index) for c, reading in readings]
     return sorted(scores, key=_rank)
 
 

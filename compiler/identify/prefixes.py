@@ -13,6 +13,7 @@ only tried for prefixes the file has, so the cost stays a few dictionary lookups
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -59,23 +60,41 @@ EXTRA_PREFIXES: tuple[str, ...] = ("model_ema.", "ema.", "ema_model.")
 
 
 class KeyIndex(NamedTuple):
-    """A file's tensor names as one newline-joined text, for prefix tests at C speed."""
+    """A file's tensor names, sorted, so that prefix questions are two binary searches."""
 
-    text: str
-    names: int
+    sorted_names: list[str]
+    name_set: frozenset[str]
 
     @classmethod
     def of(cls, names: Iterable[str]) -> KeyIndex:
-        listed = list(names)
-        return cls("\n" + "\n".join(listed), len(listed))
+        listed = sorted(names)
+        return cls(listed, frozenset(listed))
+
+    @property
+    def names(self) -> int:
+        return len(self.sorted_names)
 
     def has_prefix(self, prefix: str) -> bool:
         """Whether some name starts with ``prefix``."""
-        return ("\n" + prefix) in self.text
+        names = self.sorted_names
+        at = bisect_left(names, prefix)
+        return at < len(names) and names[at].startswith(prefix)
+
+    def stripped(self, prefix: str) -> frozenset[str]:
+        """The names that start with ``prefix``, with it taken off."""
+        if not prefix:
+            return self.name_set
+        names = self.sorted_names
+        low = bisect_left(names, prefix)
+        high = low + self.under(prefix)
+        return frozenset(name[len(prefix) :] for name in names[low:high])
 
     def under(self, prefix: str) -> int:
         """How many names start with ``prefix``."""
-        return self.text.count("\n" + prefix) if prefix else self.names
+        if not prefix:
+            return self.names
+        after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return bisect_left(self.sorted_names, after) - bisect_left(self.sorted_names, prefix)
 
 
 def wrapper_of(index: KeyIndex) -> str:

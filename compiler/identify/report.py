@@ -6,12 +6,13 @@ byte and so is computed only when asked for.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from compiler.identify.match import Candidate, Finding, Score, findings, nearest, score_all
 from compiler.identify.prefixes import EXTRA_PREFIXES, MARKER_KEYS, KeyIndex
-from compiler.tensorfile import DTYPE_BITS, SafetensorsHeader, data_digest, layout_digest_of
+from compiler.tensorfile import DTYPE_BITS, SafetensorsHeader, data_digest, layout_digests
 
 # Metadata keys that name the prediction type, as trainers write them.
 PREDICTION_METADATA = ("modelspec.prediction_type", "modelspec.predict_key")
@@ -37,8 +38,8 @@ class DtypeShare:
 
 @dataclass(frozen=True)
 class Hashes:
-    layout: str  # sorted names with shapes: the same for fp16, bf16 and fp8 copies
-    layout_dtype: str  # ... and dtypes
+    layout: str | None  # sorted names with shapes: the same for fp16, bf16 and fp8 copies
+    layout_dtype: str | None  # ... and dtypes (both None when not asked for)
     content: str | None  # sha256 of the tensor bytes; only with --hash
 
 
@@ -62,42 +63,47 @@ class FileReport:
 
 
 def report(
-    header: SafetensorsHeader, pool: tuple[Candidate, ...], content_hash: bool = False
+    header: SafetensorsHeader,
+    pool: tuple[Candidate, ...],
+    content_hash: bool = False,
+    layout_hashes: bool = True,
 ) -> FileReport:
-    """Identify the file whose validated header is ``header`` against the candidates ``pool``."""
-    rows = [row for row in header.tensors.rows() if row[0] not in MARKER_KEYS]
-    index = KeyIndex.of(name for name, *_ in rows)
-    scores = score_all(pool, header.tensors, index)
-    found = tuple(findings(scores))
+    """Identify the file whose validated header is ``header`` against the candidates ``pool``;
+    ``layout_hashes`` and ``content_hash`` say which hashes to compute."""
+    tensors = header.tensors
+    rows = list(tensors.rows())
+    if any(marker in tensors for marker in MARKER_KEYS):
+        rows = [row for row in rows if row[0] not in MARKER_KEYS]
+    index = KeyIndex.of(row[0] for row in rows)
+    found = tuple(findings(score_all(pool, tensors, index)))
+    near = () if found else tuple(nearest(score_all(pool, tensors, index, full=True)))
     shares = _dtype_shares(rows)
-    layout = [(name, dtype, shape) for name, dtype, shape, _ in rows]
-    hashes = Hashes(
-        layout_digest_of(layout),
-        layout_digest_of(layout, with_dtype=True),
-        data_digest(header) if content_hash else None,
-    )
+    layout, layout_dtype = layout_digests(rows) if layout_hashes else (None, None)
     return FileReport(
         header.path,
-        len(header.tensors),
+        len(tensors),
         sum(share.parameters for share in shares),
         shares,
         found,
-        () if found else tuple(nearest(scores)),
-        prediction(header.metadata, header.tensors),
-        hashes,
+        near,
+        prediction(header.metadata, tensors),
+        Hashes(layout, layout_dtype, data_digest(header) if content_hash else None),
         sum(index.under(prefix) for prefix in EXTRA_PREFIXES),
     )
 
 
 def _dtype_shares(rows: list[tuple[str, str, tuple[int, ...], int]]) -> tuple[DtypeShare, ...]:
-    counts: dict[str, list[int]] = {}
-    for _, dtype, _, nbytes in rows:
-        entry = counts.setdefault(dtype, [0, 0])
-        entry[0] += 1
-        entry[1] += nbytes
+    counts = Counter(row[1] for row in rows)
+    if len(counts) == 1:
+        (dtype,) = counts
+        nbytes = {dtype: sum(row[3] for row in rows)}
+    else:
+        nbytes = dict.fromkeys(counts, 0)
+        for _, dtype, _, size in rows:
+            nbytes[dtype] += size
     shares = (
-        DtypeShare(dtype, count, nbytes * 8 // DTYPE_BITS[dtype])
-        for dtype, (count, nbytes) in counts.items()
+        DtypeShare(dtype, count, nbytes[dtype] * 8 // DTYPE_BITS[dtype])
+        for dtype, count in counts.items()
     )
     return tuple(sorted(shares, key=lambda share: (-share.parameters, share.dtype)))
 
