@@ -444,3 +444,15 @@ def test_fingerprint_rejects_a_bad_id(files: dict[str, Path]) -> None:
     result = run_mirc("fingerprint", str(files["sd15"]), "--id", "mir:info..x", cwd=ROOT)
     assert result.status == 1
     assert "error" in result.err.splitlines()[0]
+
+
+def test_large_folder_is_quiet_in_a_pipe(derivation: Derivation, tmp_path: Path) -> None:
+    """Past PROGRESS_FROM files a terminal gets a progress bar; a pipe gets only the reports."""
+    layout = _layout(derivation, "clip-l/hub")
+    for index in range(25):
+        (tmp_path / "nested").mkdir(exist_ok=True)
+        _write(tmp_path / "nested" / f"{index:02}.safetensors", layout)
+    (tmp_path / "nested" / "notes.txt").write_text("not a model")
+    result = run_mirc("identify", str(tmp_path), cwd=ROOT)
+    assert result.status == 0 and result.err == ""
+    assert result.out.count("text_encoder: mir:info.vit.clip-l (transformers") == 25

@@ -6,7 +6,7 @@ The folder is ``bench_header``'s: 1,000 sparse files (SD1.5 single-file checkpoi
 with trainer metadata, textual-inversion embeddings). The registry is loaded once, before the
 clock starts, as ``mirc identify`` does once per run. Best of several interleaved rounds.
 
-    PYTHONPATH=$PWD python3 -c 'from tests.bench.bench_identify import run; print(*run(), sep="\\n")'
+    PYTHONPATH=$PWD python3 -c 'from tests.bench.bench_identify import run; print(*run())'
 """
 
 from __future__ import annotations
