@@ -189,9 +189,9 @@ def score_all(
     file read as it is before a component of it, then by the keys only its format names (a
     diffusers VAE matches the ldm VAE print too), then by how much it matched.
 
-    A reading is scored only when the file has the candidate's first required key there (no
-    match is possible without it), so a file costs about one lookup per reading; with ``full``
-    (for the nearest candidates of an unknown file), when it has any required key there.
+    A reading is scored only when the file has all the candidate's required keys there (looked
+    for only where it has the first), so a file costs about one lookup per reading; with
+    ``full`` (for the nearest candidates of an unknown file), when it has any required key.
     """
     found = views(index)
     names = index.name_set
@@ -213,8 +213,14 @@ def score_all(
             + [(base, drop) for drop in c.drops for base in found.bases]
             if not c.keys[drop].isdisjoint(under[view])
         ]
+    else:
+        readings = [(c, r) for c, r in readings if _has_required(c, r, names)]
     scores = [score(c, reading, tensors, index) for c, reading in readings]
     return sorted(scores, key=_rank)
+
+
+def _has_required(candidate: Candidate, reading: tuple[str, str], names: frozenset[str]) -> bool:
+    return all(_file_key(key, reading) in names for key in candidate.fingerprint.required)
 
 
 def _rank(s: Score) -> tuple[float, int, int, int, str]:
