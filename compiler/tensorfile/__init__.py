@@ -5,7 +5,7 @@ their first bytes; ``data_digest`` and ``layout_digest`` hash a file's bytes or 
 ``write_sparse`` writes header-only test files. See ``header.py`` for the rules.
 """
 
-from compiler.tensorfile.digest import data_digest, layout_digest
+from compiler.tensorfile.digest import data_digest, layout_digest, layout_digest_of, layout_digests
 from compiler.tensorfile.header import parse_header, read_header
 from compiler.tensorfile.model import (
     DTYPE_BITS,
@@ -26,6 +26,8 @@ __all__ = [
     "TensorTable",
     "data_digest",
     "layout_digest",
+    "layout_digest_of",
+    "layout_digests",
     "parse_header",
     "read_header",
     "sniff",

@@ -8,8 +8,10 @@ separate function that nothing calls unless asked.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from json.encoder import encode_basestring as _quote
+from operator import itemgetter
+from typing import Any
 
 from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.tensorfile.model import SafetensorsHeader, TensorInfo
@@ -47,12 +49,46 @@ def layout_digest(tensors: Mapping[str, TensorInfo], *, with_dtype: bool = False
     each followed by a newline, as UTF-8: ``["model.w",[320,4]]`` or ``["model.w",[320,4],"F16"]``.
     The file's tensor order, offsets and metadata do not enter it.
     """
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        info = tensors[name]
-        row: list[object] = [name, list(info.shape)]
-        if with_dtype:
-            row.append(info.dtype)
-        line = json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
-        digest.update(line.encode("utf-8"))
-    return digest.hexdigest()
+    rows = ((name, info.dtype, info.shape) for name, info in tensors.items())
+    return layout_digest_of(rows, with_dtype=with_dtype)
+
+
+def layout_digest_of(
+    rows: Iterable[tuple[str, str, tuple[int, ...]]], *, with_dtype: bool = False
+) -> str:
+    """:func:`layout_digest` of ``(name, dtype, shape)`` rows, in any order."""
+    layout, layout_dtype = layout_digests(rows)
+    return layout_dtype if with_dtype else layout
+
+
+def layout_digests(rows: Iterable[Sequence[Any]]) -> tuple[str, str]:
+    """:func:`layout_digest` without and with dtypes, of ``(name, dtype, shape, …)`` rows in
+    any order, in one pass.
+
+    Each line is what ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))`` writes,
+    spelled out with the JSON encoder's string quoting, since a dumps call per tensor costs more
+    than reading the header did; each distinct shape is spelled once.
+    """
+    ordered = sorted(rows, key=itemgetter(0))
+    names = [row[0] for row in ordered]
+    joined = "".join(names)
+    # encode_basestring escapes only quotes, backslashes and control characters.
+    plain_names = joined.isprintable() and '"' not in joined and "\\" not in joined
+    quoted = [f'"{name}"' for name in names] if plain_names else list(map(_quote, names))
+    dims: dict[tuple[int, ...], str] = {}
+    for row in ordered:
+        if row[2] not in dims:
+            dims[row[2]] = ",".join(map(str, row[2]))
+    heads = [f"[{name},[{dims[row[2]]}]" for name, row in zip(quoted, ordered, strict=True)]
+    dtypes = [row[1] for row in ordered]
+    plain = "]\n".join(heads) + "]\n" if heads else ""
+    if len(set(dtypes)) == 1:
+        end = f',"{dtypes[0]}"]\n'
+        typed = end.join(heads) + end
+    else:
+        typed = "".join(f'{head},"{dtype}"]\n' for head, dtype in zip(heads, dtypes, strict=True))
+    return _sha256(plain), _sha256(typed)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

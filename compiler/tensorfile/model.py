@@ -96,6 +96,13 @@ class TensorTable(Mapping[str, TensorInfo]):
     def __repr__(self) -> str:
         return f"TensorTable({dict(self.items())!r})"
 
+    def rows(self) -> Iterator[tuple[str, str, tuple[int, ...], int]]:
+        """Each tensor's name, dtype, shape and byte length, in file order, without making a
+        :class:`TensorInfo` per tensor (what whole-file summaries iterate)."""
+        ends = self._ends
+        sizes = map(int.__sub__, ends[1:], ends[:-1])
+        return zip(self._index, self._dtypes, self._shapes, sizes, strict=True)
+
 
 @dataclass(frozen=True, slots=True)
 class SafetensorsHeader:

@@ -1,0 +1,172 @@
+"""What ``mirc identify`` says about one file: components, prediction type, size, hashes.
+
+Everything here comes from the header alone, except the content hash, which reads every tensor
+byte and so is computed only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from compiler.identify.match import Candidate, Finding, Score, findings, nearest, score_all
+from compiler.identify.prefixes import EXTRA_PREFIXES, MARKER_KEYS, KeyIndex
+from compiler.tensorfile import DTYPE_BITS, SafetensorsHeader, data_digest, layout_digests
+
+# Metadata keys that name the prediction type, as trainers write them.
+PREDICTION_METADATA = ("modelspec.prediction_type", "modelspec.predict_key")
+_V_NAMES = frozenset({"v", "v_prediction", "v-prediction", "vpred", "v_pred"})
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the network predicts (``epsilon``, ``v_prediction`` …), whether it was trained with
+    zero terminal SNR, and where each was read from."""
+
+    kind: str | None
+    ztsnr: bool
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DtypeShare:
+    dtype: str
+    tensors: int
+    parameters: int
+
+
+@dataclass(frozen=True)
+class Hashes:
+    layout: str | None  # sorted names with shapes: the same for fp16, bf16 and fp8 copies
+    layout_dtype: str | None  # ... and dtypes (both None when not asked for)
+    content: str | None  # sha256 of the tensor bytes; only with --hash
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """One identified (or unknown) safetensors file."""
+
+    path: str
+    tensors: int
+    parameters: int
+    dtypes: tuple[DtypeShare, ...]
+    components: tuple[Finding, ...]
+    nearest: tuple[Score, ...]  # for an unknown file: the candidates that came closest
+    prediction: Prediction
+    hashes: Hashes
+    extra_tensors: int  # tensors beside the model (an EMA copy) that no fingerprint reads
+
+    @property
+    def known(self) -> bool:
+        return bool(self.components)
+
+
+def report(
+    header: SafetensorsHeader,
+    pool: tuple[Candidate, ...],
+    content_hash: bool = False,
+    layout_hashes: bool = True,
+) -> FileReport:
+    """Identify the file whose validated header is ``header`` against the candidates ``pool``;
+    ``layout_hashes`` and ``content_hash`` say which hashes to compute."""
+    tensors = header.tensors
+    rows = list(tensors.rows())
+    if any(marker in tensors for marker in MARKER_KEYS):
+        rows = [row for row in rows if row[0] not in MARKER_KEYS]
+    index = KeyIndex.of(row[0] for row in rows)
+    found = tuple(findings(score_all(pool, tensors, index)))
+    near = () if found else tuple(nearest(score_all(pool, tensors, index, full=True)))
+    shares = _dtype_shares(rows)
+    layout, layout_dtype = layout_digests(rows) if layout_hashes else (None, None)
+    return FileReport(
+        header.path,
+        len(tensors),
+        sum(share.parameters for share in shares),
+        shares,
+        found,
+        near,
+        prediction(header.metadata, tensors),
+        Hashes(layout, layout_dtype, data_digest(header) if content_hash else None),
+        sum(index.under(prefix) for prefix in EXTRA_PREFIXES),
+    )
+
+
+def _dtype_shares(rows: list[tuple[str, str, tuple[int, ...], int]]) -> tuple[DtypeShare, ...]:
+    counts = Counter(row[1] for row in rows)
+    if len(counts) == 1:
+        (dtype,) = counts
+        nbytes = {dtype: sum(row[3] for row in rows)}
+    else:
+        nbytes = dict.fromkeys(counts, 0)
+        for _, dtype, _, size in rows:
+            nbytes[dtype] += size
+    shares = (
+        DtypeShare(dtype, count, nbytes[dtype] * 8 // DTYPE_BITS[dtype])
+        for dtype, count in counts.items()
+    )
+    return tuple(sorted(shares, key=lambda share: (-share.parameters, share.dtype)))
+
+
+def prediction(metadata: Mapping[str, str], tensors: Mapping[str, object]) -> Prediction:
+    """The prediction type from the metadata trainers write, else from marker keys."""
+    evidence = []
+    kind = None
+    for key in PREDICTION_METADATA:
+        if key in metadata:
+            value = metadata[key].strip().lower()
+            kind = "v_prediction" if value in _V_NAMES else value
+            evidence.append(f"metadata {key}={metadata[key]!r}")
+            break
+    if kind is None and "v_pred" in tensors:
+        kind = "v_prediction"
+        evidence.append("marker key v_pred")
+    ztsnr = "ztsnr" in tensors
+    if ztsnr:
+        evidence.append("marker key ztsnr")
+    return Prediction(kind, ztsnr, tuple(evidence))
+
+
+def score_json(s: Score) -> dict[str, object]:
+    """A score as ``--json`` prints it."""
+    fingerprint = s.candidate.fingerprint
+    return {
+        "mir": s.candidate.mir,
+        "format": fingerprint.format,
+        "component": s.candidate.label,
+        "confidence": s.confidence,
+        "prefix": s.view,
+        "dropped_prefix": s.drop,
+        "matched": list(s.matched),
+        "missing": list(s.missing),
+        "other_shape": list(s.reshaped),
+        "forbidden_present": list(s.forbidden),
+    }
+
+
+def report_json(file: FileReport) -> dict[str, object]:
+    """A file's report as ``--json`` prints it."""
+    return {
+        "path": file.path,
+        "known": file.known,
+        "components": [
+            {**score_json(f.best), "ties": [score_json(t) for t in f.ties]} for f in file.components
+        ],
+        "nearest": [score_json(s) for s in file.nearest],
+        "tensors": file.tensors,
+        "parameters": file.parameters,
+        "extra_tensors": file.extra_tensors,
+        "dtypes": {
+            d.dtype: {"tensors": d.tensors, "parameters": d.parameters} for d in file.dtypes
+        },
+        "prediction": {
+            "type": file.prediction.kind,
+            "ztsnr": file.prediction.ztsnr,
+            "evidence": list(file.prediction.evidence),
+        },
+        "hashes": {
+            "layout": file.hashes.layout,
+            "layout_dtype": file.hashes.layout_dtype,
+            "content": file.hashes.content,
+        },
+    }
