@@ -17,6 +17,7 @@ from compiler.cli import (
     build_cmd,
     check_cmd,
     interop_cmd,
+    merge_cmd,
     name_cmd,
     parse_cmd,
     recipe_cmd,
@@ -26,7 +27,7 @@ from compiler.cli.output import print_diagnostics
 from compiler.diagnostics import EXIT_INTERNAL, EXIT_USAGE, MircError
 
 # One module per subcommand group; each contributes its parsers in this order.
-COMMANDS = (parse_cmd, name_cmd, check_cmd, build_cmd, recipe_cmd, interop_cmd, site_cmd)
+COMMANDS = (parse_cmd, name_cmd, check_cmd, build_cmd, recipe_cmd, merge_cmd, interop_cmd, site_cmd)
 
 ISSUES_URL = "https://github.com/darkshapes/mirc/issues"
 
