@@ -48,6 +48,28 @@ CASES = {
     "train_difference_mask": (ABC + 'merge "train_difference_mask" &0 &1 &2', "param"),
     "add_opposite_mask": (ABC + 'merge "add_opposite_mask" &0 &1 &2 alpha=0.5', "param"),
     "add_strict_opposite_mask": (ABC + 'merge "add_strict_opposite_mask" &0 &1 &2', "param"),
+    "cast": (AB + 'merge "cast" &0 dtype="bfloat16"', "weight"),
+    "crossover": (AB + 'merge "crossover" &0 &1 alpha=0.3 tilt=0.4', "weight"),
+    "crossover_sharp": (AB + 'merge "crossover" &0 &1 alpha=0.6', "weight"),
+    "ties_sum": (
+        ABC + 'merge "subtract" &1 &0\nmerge "subtract" &2 &0\nmerge "ties_sum" &3 &4 k=0.5',
+        "delta",
+    ),
+    "ties_sum_extended": (
+        ABC + 'merge "subtract" &1 &0\nmerge "subtract" &2 &0\nmerge "ties_sum_extended" &3 &4',
+        "delta",
+    ),
+    "ties_sum_extended_median": (
+        ABC
+        + 'merge "subtract" &1 &0\nmerge "subtract" &2 &0\n'
+        + 'merge "ties_sum_extended" &3 &4 apply_median=true vote_sgn=true',
+        "delta",
+    ),
+    "model_stock": (
+        ABC + 'merge "subtract" &1 &0\nmerge "subtract" &2 &0\nmerge "model_stock" &3 &4',
+        "delta",
+    ),
+    "geometric_median": (ABC + 'merge "geometric_median" &0 &1 &2', "weight"),
     "multiply_quotient": (ABC + 'merge "multiply_quotient" &0 &1 &2 alpha=0.5', "weight"),
 }
 
@@ -73,7 +95,9 @@ def test_method_matches_sd_mecha(case: str, tmp_path: Path) -> None:
     theirs = sd_mecha_merge(text, tmp_path, space)
     assert sorted(ours) == sorted(theirs)
     for key, value in ours.items():
-        torch.testing.assert_close(value, theirs[key], rtol=1e-6, atol=1e-6, msg=key)
+        # sd-mecha's model stock turns a 0-d tensor into shape [1]; mirc keeps the input's shape
+        expected = theirs[key].reshape(value.shape)
+        torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-6, msg=key)
 
 
 def test_output_is_deterministic_and_carries_metadata(tmp_path: Path) -> None:

@@ -16,6 +16,9 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
+from compiler.merge.consensus import CONSENSUS_METHODS
+from compiler.merge.crossover import crossover
+
 Arguments = Mapping[str, object]
 MethodFn = Callable[[Arguments], Tensor]
 
@@ -180,6 +183,30 @@ def clamp(args: Arguments) -> Tensor:
     return torch.minimum(torch.maximum(a, minimums), maximums)
 
 
+CAST_DTYPES: Mapping[str, torch.dtype] = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "int16": torch.int16,
+    "int8": torch.int8,
+    "bool": torch.bool,
+}
+
+
+def cast(args: Arguments) -> Tensor:
+    a, device, dtype = _t(args, "a"), args["device"], args["dtype"]
+    if dtype is not None and dtype not in CAST_DTYPES:
+        known = ", ".join(CAST_DTYPES)
+        raise ValueError(f"cast: unknown dtype {dtype}; known: {known}")
+    return a.to(
+        device=str(device) if device is not None else None,
+        dtype=CAST_DTYPES[str(dtype)] if dtype is not None else None,
+    )
+
+
 def _ratio_to_region(width: float, offset: float, n: int) -> tuple[int, int, bool]:
     if width < 0:
         offset += width
@@ -228,9 +255,11 @@ def top_k_tensor_sum(args: Arguments) -> Tensor:
     return ((1 - mask_float) * a_flat + mask_float * a_redist).reshape_as(a)
 
 
-METHODS: Mapping[str, MethodFn] = {
+METHODS: Mapping[str, MethodFn] = CONSENSUS_METHODS | {
     fn.__name__: fn
     for fn in (
+        cast,
+        crossover,
         weighted_sum,
         n_average,
         slerp,
