@@ -153,6 +153,8 @@ def _key_merger(
     out: OutputFile,
     options: MergeOptions,
 ) -> Callable[[OutputTensor], None]:
+    order = needed(compiled, output_index)
+
     def read(index: int, key: str) -> torch.Tensor | None:
         header = plan.inputs[index].header
         if key not in header.tensors:
@@ -161,7 +163,7 @@ def _key_merger(
 
     def merge_one(tensor: OutputTensor) -> None:
         key = tensor.key
-        result = evaluate_key(compiled, output_index, key, read)
+        result = evaluate_key(compiled, order, key, read)
         if result is None:  # --missing fallback: the first input that has the key
             result = read(plan.sources[key][0], key)
             assert result is not None

@@ -96,18 +96,19 @@ Reader = Callable[[int, str], Tensor | None]
 
 
 def evaluate_key(
-    compiled: Mapping[int, Step | int], output: int, key: str, read: Reader
+    compiled: Mapping[int, Step | int], order: Sequence[int], key: str, read: Reader
 ) -> Tensor | None:
-    """The output's value for ``key``; ``None`` when an input it needs lacks the key."""
+    """The value of ``key`` for the last expression of ``order`` (from :func:`needed`);
+    ``None`` when an input it needs lacks the key.
+
+    A plain loop, not a recursive closure: a closure that refers to itself is a reference
+    cycle, and each key's tensors would wait for the cyclic garbage collector.
+    """
     values: dict[int, Tensor | None] = {}
-
-    def value(index: int) -> Tensor | None:
-        if index not in values:
-            node = compiled[index]
-            values[index] = read(index, key) if isinstance(node, int) else _run(node, value)
-        return values[index]
-
-    return value(output)
+    for index in order:
+        node = compiled[index]
+        values[index] = read(index, key) if isinstance(node, int) else _run(node, values.get)
+    return values[order[-1]]
 
 
 def _run(step: Step, value: Callable[[int], Tensor | None]) -> Tensor | None:
@@ -162,8 +163,8 @@ def as_merge_dtype(tensor: Tensor, device: str) -> Tensor:
 
 
 def needed(compiled: Mapping[int, Step | int], output: int) -> Sequence[int]:
-    """The expressions the output depends on, the output last."""
-    order: list[int] = []
+    """The expressions the output depends on, in line order (references point to earlier lines,
+    so line order computes every value before its users), the output last."""
     stack = [output]
     seen: set[int] = set()
     while stack:
@@ -171,10 +172,9 @@ def needed(compiled: Mapping[int, Step | int], output: int) -> Sequence[int]:
         if index in seen:
             continue
         seen.add(index)
-        order.append(index)
         node = compiled[index]
         if isinstance(node, Step):
             for _, operand in node.arguments:
                 ops = operand if isinstance(operand[0], tuple) else (operand,)
                 stack.extend(op[1] for op in ops if op[0] == "ref")  # type: ignore[misc]
-    return order[::-1]
+    return sorted(seen)
