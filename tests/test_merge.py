@@ -69,6 +69,16 @@ CASES = {
         ABC + 'merge "subtract" &1 &0\nmerge "subtract" &2 &0\nmerge "model_stock" &3 &4',
         "delta",
     ),
+    "dropout": (
+        ABC + 'merge "subtract" &1 &0\nmerge "subtract" &2 &0\nmerge "dropout" &3 &4 seed=42',
+        "delta",
+    ),
+    "dropout_rescaled": (
+        ABC
+        + 'merge "subtract" &1 &0\nmerge "subtract" &2 &0\n'
+        + 'merge "dropout" &3 &4 probability=0.5 rescale=0.5 seed=7',
+        "delta",
+    ),
     "geometric_median": (ABC + 'merge "geometric_median" &0 &1 &2', "weight"),
     "multiply_quotient": (ABC + 'merge "multiply_quotient" &0 &1 &2 alpha=0.5', "weight"),
 }
@@ -161,10 +171,10 @@ def test_missing_keys_are_an_error_unless_fallback(tmp_path: Path) -> None:
 
 
 def test_cli_reports_a_missing_model_and_an_unsupported_method(tmp_path: Path) -> None:
-    (tmp_path / "r.mecha").write_text('model "nowhere"\nmodel "x"\nmerge "dropout" &0 &1')
+    (tmp_path / "r.mecha").write_text('model "nowhere"\nmodel "x"\nmerge "rotate" &0 &1')
     run = run_mirc("merge", str(tmp_path / "r.mecha"), "-o", str(tmp_path / "o.st"))
     assert run.status == 1
-    assert "cannot execute 'dropout'" in run.err
+    assert "cannot execute 'rotate'" in run.err
     (tmp_path / "r.mecha").write_text(CASES["weighted_sum"][0])
     run = run_mirc("merge", str(tmp_path / "r.mecha"), "-o", str(tmp_path / "o.st"))
     assert run.status == 1 and "cannot find the model 'a'" in run.err
