@@ -217,3 +217,52 @@ def test_the_command_line_offers_the_engine_choices() -> None:
 
     assert tuple(engine.OUTPUT_DTYPES) == merge_cmd.OUTPUT_DTYPES
     assert merge_cmd.MISSING_POLICIES == inputs.MISSING_POLICIES
+
+
+SD1_FINGERPRINT = {
+    "model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3),
+    "model.diffusion_model.input_blocks.1.1.proj_in.weight": (320, 320, 1, 1),
+    "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, 768),
+    "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight": (1280, 768),
+    "model.diffusion_model.output_blocks.11.0.skip_connection.weight": (320, 640, 1, 1),
+    "model.diffusion_model.out.2.weight": (4, 320, 3, 3),
+}
+
+
+def test_per_block_values_follow_the_registry_blocks_table(tmp_path: Path) -> None:
+    from compiler.merge.blocks import registry_matcher
+    from compiler.registry import check_registry
+    from compiler.resources import default_spec_dir
+
+    generator = torch.Generator().manual_seed(1)
+    models = {}
+    for name in "ab":
+        models[name] = {
+            key: torch.randn(shape, generator=generator).to(torch.float16)
+            for key, shape in SD1_FINGERPRINT.items()
+        }
+        safetensors.torch.save_file(models[name], str(tmp_path / f"{name}.safetensors"))
+    text = AB + "dict IN00=0.0 OUT11=1\n" + 'merge "weighted_sum" &0 &1 alpha=&2'
+    matcher = registry_matcher(lambda: check_registry(default_spec_dir()).linked)
+    merged = _merge(tmp_path, text, family=matcher)
+    prefix = "model.diffusion_model."
+    a, b = models["a"], models["b"]
+    first, last = (
+        prefix + "input_blocks.0.0.weight",
+        prefix + "output_blocks.11.0.skip_connection.weight",
+    )
+    middle = prefix + "middle_block.1.transformer_blocks.0.attn2.to_k.weight"
+    assert torch.equal(merged[first], a[first].float())
+    assert torch.equal(merged[last], b[last].float())
+    torch.testing.assert_close(
+        merged[middle], torch.lerp(a[middle].float(), b[middle].float(), 0.5)
+    )
+    with safetensors.safe_open(str(tmp_path / "out.safetensors"), "pt") as handle:
+        assert handle.metadata()["mir_id"].startswith("mir:info.unet.stable-diffusion-v1")
+
+
+def test_per_block_values_need_a_known_layout(tmp_path: Path) -> None:
+    write_models(tmp_path, "ab")
+    text = AB + "dict IN00=0.0\n" + 'merge "weighted_sum" &0 &1 alpha=&2'
+    with pytest.raises(MircError, match="per-block values need a model whose layout"):
+        _merge(tmp_path, text, family=lambda header: None)

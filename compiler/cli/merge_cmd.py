@@ -13,7 +13,7 @@ from rich.progress import Progress as Bar
 
 from compiler.cli.output import print_json
 from compiler.diagnostics import EXIT_OK
-from compiler.registry import lazy_resolver
+from compiler.registry import check_registry, lazy_resolver
 from compiler.resources import default_spec_dir
 
 if TYPE_CHECKING:
@@ -51,8 +51,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     # imported here: the merge engine imports torch, which other commands never need
+    from compiler.merge.blocks import registry_matcher
     from compiler.merge.engine import MergeOptions, merge_recipe
 
+    spec_dir = default_spec_dir()
     options = MergeOptions(
         recipe=args.recipe,
         output=args.output,
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         model_dir=args.model_dir,
         missing=args.missing,
-        resolver=lazy_resolver(default_spec_dir()),
+        resolver=lazy_resolver(spec_dir),
+        family=registry_matcher(lambda: check_registry(spec_dir).linked),
     )
     if sys.stderr.isatty() and not args.json:
         result = _with_progress(options)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from compiler.diagnostics import MircError
+from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.lang.mecha import check_recipe, format_recipe
 from compiler.lang.mecha.ast import Recipe
 from compiler.lang.mecha.check import MirResolver
 from compiler.lang.mecha.files import read_recipe
+from compiler.merge.blocks import Family, FamilyMatcher
 from compiler.merge.evaluate import (
     TORCH_DTYPES,
     Step,
@@ -30,6 +31,7 @@ from compiler.merge.evaluate import (
     evaluate_key,
     needed,
     read_tensor,
+    uses_blocks,
 )
 from compiler.merge.inputs import ModelInput, check_compatible, resolve_inputs
 from compiler.merge.output import OutputFile, OutputLayout, OutputTensor, plan_layout
@@ -49,6 +51,7 @@ class MergeOptions:
     model_dir: Path | None = None
     missing: str = "error"
     resolver: MirResolver | None = None
+    family: FamilyMatcher | None = field(default=None, compare=False)
     progress: Progress | None = field(default=None, compare=False)
 
 
@@ -68,6 +71,7 @@ class MergePlan:
     inputs: Mapping[int, ModelInput]
     layout: OutputLayout
     sources: Mapping[str, tuple[int, ...]]  # for each key, the inputs that hold it
+    family: Family | None  # the registry's match for the first input (blocks, MIR id)
 
 
 def plan_merge(options: MergeOptions) -> MergePlan:
@@ -84,10 +88,27 @@ def plan_merge(options: MergeOptions) -> MergePlan:
     problems = check_compatible(list(inputs.values()), options.missing)
     if problems:
         raise MircError(problems)
+    family = _family(
+        options, list(inputs.values()), uses_blocks(compiled, needed(compiled, output))
+    )
     sources = _sources(inputs)
     tensors = {key: _output_type(inputs, held, key, options.dtype) for key, held in sources.items()}
-    metadata = merge_metadata(recipe, list(inputs.values()), options.output)
-    return MergePlan(recipe, inputs, plan_layout(tensors, metadata), sources)
+    metadata = merge_metadata(recipe, list(inputs.values()), options.output, family)
+    return MergePlan(recipe, inputs, plan_layout(tensors, metadata), sources, family)
+
+
+def _family(options: MergeOptions, inputs: Sequence[ModelInput], blocks: bool) -> Family | None:
+    """The registry's family of the first input; per-block values need one with blocks."""
+    first = inputs[0] if inputs else None
+    family = options.family(first.header) if options.family and first else None
+    if blocks and family is None:
+        where = f" ({first.header.path})" if first else ""
+        message = (
+            "per-block values need a model whose layout the registry knows (a fingerprint with "
+            f"a blocks table); none matches the first input{where}"
+        )
+        raise MircError([Diagnostic.error("merge-blocks", message, Span(str(options.recipe)))])
+    return family
 
 
 def _sources(inputs: Mapping[int, ModelInput]) -> dict[str, tuple[int, ...]]:
@@ -103,7 +124,9 @@ def _output_type(
     return (OUTPUT_DTYPES[dtype] if floating else info.dtype, info.shape)
 
 
-def merge_metadata(recipe: Recipe, inputs: Sequence[ModelInput], output: Path) -> dict[str, str]:
+def merge_metadata(
+    recipe: Recipe, inputs: Sequence[ModelInput], output: Path, family: Family | None = None
+) -> dict[str, str]:
     """``__metadata__``: the canonical recipe (as sd-mecha stores it), ModelSpec keys, inputs."""
     names = [Path(i.header.path).name for i in inputs]
     metadata = {
@@ -117,7 +140,9 @@ def merge_metadata(recipe: Recipe, inputs: Sequence[ModelInput], output: Path) -
         ),
     }
     mirs = sorted({i.mir for i in inputs if i.mir is not None})
-    if len(mirs) == 1:
+    if family is not None:
+        metadata["mir_id"] = family.mir
+    elif len(mirs) == 1:
         metadata["mir_id"] = mirs[0]
     return metadata
 
@@ -163,7 +188,8 @@ def _key_merger(
 
     def merge_one(tensor: OutputTensor) -> None:
         key = tensor.key
-        result = evaluate_key(compiled, order, key, read)
+        block = plan.family.block_of(key) if plan.family is not None else None
+        result = evaluate_key(compiled, order, key, read, block)
         if result is None:  # --missing fallback: the first input that has the key
             result = read(plan.sources[key][0], key)
             assert result is not None

@@ -36,7 +36,8 @@ TORCH_DTYPES: Mapping[str, torch.dtype] = {
 }
 MERGE_DTYPE = torch.float32
 
-Operand = tuple[str, object]  # ("ref", index) or ("const", value)
+# ("ref", index), ("const", value) or ("blocks", (values by block, default))
+Operand = tuple[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +54,15 @@ def compile_recipe(recipe: Recipe) -> dict[int, Step | int]:
     catalogue = load_catalogue()
     compiled: dict[int, Step | int] = {}
     problems: list[Diagnostic] = []
+    dicts: dict[int, dict[str, object]] = {}
     for index, expression in enumerate(recipe.expressions):
         if isinstance(expression, Model):
             compiled[index] = index
+        elif isinstance(expression, Dict):
+            dicts[index] = _block_values(expression, problems)
         elif isinstance(expression, Merge) and expression.method.value in METHODS:
             method = catalogue.methods[expression.method.value]
-            compiled[index] = _step(method, expression)
+            compiled[index] = _step(method, expression, dicts)
         else:
             what = expression.method.value if isinstance(expression, Merge) else expression.command
             message = f"mirc merge cannot execute '{what}' yet"
@@ -68,17 +72,52 @@ def compile_recipe(recipe: Recipe) -> dict[int, Step | int]:
     return compiled
 
 
-def _step(method: Method, merge: Merge) -> Step:
+def _block_values(mapping: Dict, problems: list[Diagnostic]) -> dict[str, object]:
+    """A ``dict`` line as per-block values (constants only)."""
+    values: dict[str, object] = {}
+    for keyword in mapping.kwargs:
+        if isinstance(keyword.value, Ref | Null):
+            message = "mirc merge takes per-block values that are numbers, strings or booleans"
+            problems.append(Diagnostic.error("merge-unsupported", message, keyword.value.span))
+            continue
+        values[keyword.name] = keyword.value.value
+    return values
+
+
+def _step(method: Method, merge: Merge, dicts: Mapping[int, Mapping[str, object]]) -> Step:
     binding = bind(method, merge.args, [(k.name, k.value) for k in merge.kwargs])
     arguments: list[tuple[str, Operand | tuple[Operand, ...]]] = []
     for param in method.params:
         given = [_operand(v) for p, v in binding.values if p is param]
+        default: Operand = ("const", param.default)
+        given = [_per_block(op, dicts, param.default) for op in given]
         if param.kind == "varargs":
             arguments.append((param.name, tuple(given)))
         else:
-            arguments.append((param.name, given[0] if given else ("const", param.default)))
+            arguments.append((param.name, given[0] if given else default))
     tensors = frozenset(p.name for p in method.params if p.type == "Tensor")
     return Step(METHODS[method.identifier], tuple(arguments), tensors)
+
+
+def _per_block(
+    operand: Operand, dicts: Mapping[int, Mapping[str, object]], default: object
+) -> Operand:
+    """A reference to a ``dict`` line becomes its per-block values (with the default)."""
+    kind, content = operand
+    if kind == "ref" and isinstance(content, int) and content in dicts:
+        return ("blocks", (dicts[content], default))
+    return operand
+
+
+def uses_blocks(compiled: Mapping[int, Step | int], order: Sequence[int]) -> bool:
+    """Whether any needed merge takes per-block values."""
+    return any(
+        op[0] == "blocks"
+        for index in order
+        if isinstance(step := compiled[index], Step)
+        for _, operand in step.arguments
+        for op in (operand if isinstance(operand[0], tuple) else (operand,))
+    )
 
 
 def _operand(value: AstValue) -> Operand:
@@ -96,7 +135,11 @@ Reader = Callable[[int, str], Tensor | None]
 
 
 def evaluate_key(
-    compiled: Mapping[int, Step | int], order: Sequence[int], key: str, read: Reader
+    compiled: Mapping[int, Step | int],
+    order: Sequence[int],
+    key: str,
+    read: Reader,
+    block: str | None = None,
 ) -> Tensor | None:
     """The value of ``key`` for the last expression of ``order`` (from :func:`needed`);
     ``None`` when an input it needs lacks the key.
@@ -107,31 +150,37 @@ def evaluate_key(
     values: dict[int, Tensor | None] = {}
     for index in order:
         node = compiled[index]
-        values[index] = read(index, key) if isinstance(node, int) else _run(node, values.get)
+        values[index] = read(index, key) if isinstance(node, int) else _run(node, values.get, block)
     return values[order[-1]]
 
 
-def _run(step: Step, value: Callable[[int], Tensor | None]) -> Tensor | None:
+def _run(step: Step, value: Callable[[int], Tensor | None], block: str | None) -> Tensor | None:
     bound: dict[str, object] = {}
     for name, operand in step.arguments:
         if isinstance(operand[0], tuple):
-            items = [_resolve(op, name in step.tensor_params, value) for op in operand]
+            items = [_resolve(op, name in step.tensor_params, value, block) for op in operand]
             if any(item is None for item in items):
                 return None
             bound[name] = tuple(items)
             continue
-        resolved = _resolve(operand, name in step.tensor_params, value)
+        resolved = _resolve(operand, name in step.tensor_params, value, block)
         if resolved is None and operand[0] == "ref":
             return None
         bound[name] = resolved
     return step.fn(bound)
 
 
-def _resolve(operand: Operand, tensor: bool, value: Callable[[int], Tensor | None]) -> object:
+def _resolve(
+    operand: Operand, tensor: bool, value: Callable[[int], Tensor | None], block: str | None
+) -> object:
     kind, content = operand
     if kind == "ref":
         assert isinstance(content, int)
         return value(content)
+    if kind == "blocks":
+        assert isinstance(content, tuple)
+        by_block, default = content
+        content = by_block.get(block, default) if block is not None else default
     if tensor and isinstance(content, int | float) and not isinstance(content, bool):
         return torch.tensor(float(content), dtype=MERGE_DTYPE)
     return content
