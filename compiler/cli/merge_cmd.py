@@ -90,7 +90,8 @@ def _with_progress(options: MergeOptions) -> MergeResult:
         TimeRemainingColumn(),
     )
     with Bar(*columns, transient=True) as bar:
-        task = bar.add_task("merge", total=plan.layout.total, keys=f"0/{count} keys")
+        data = sum(tensor.nbytes for tensor in plan.layout.tensors)
+        task = bar.add_task("merge", total=data, keys=f"0/{count} keys")
         done = [0]
 
         def advance(_key: str, nbytes: int) -> None:
