@@ -18,6 +18,7 @@ from compiler.cli import (
     check_cmd,
     identify_cmd,
     interop_cmd,
+    merge_cmd,
     name_cmd,
     parse_cmd,
     recipe_cmd,
@@ -34,6 +35,7 @@ COMMANDS = (
     build_cmd,
     identify_cmd,
     recipe_cmd,
+    merge_cmd,
     interop_cmd,
     site_cmd,
 )

@@ -1,0 +1,101 @@
+"""``mirc merge RECIPE -o OUT``: execute a Mecha recipe, streaming, into a safetensors file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
+
+from compiler.cli.output import print_json
+from compiler.diagnostics import EXIT_OK
+from compiler.registry import check_registry, lazy_resolver
+from compiler.resources import default_spec_dir
+
+if TYPE_CHECKING:
+    from compiler.merge.engine import MergeOptions, MergeResult
+
+# the engine's choices, spelled here so that parsing the command line does not import torch
+
+OUTPUT_DTYPES = ("fp16", "bf16", "fp32")
+MISSING_POLICIES = ("error", "fallback")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "merge",
+        help="execute a Mecha recipe into a safetensors file",
+        description="Merge the recipe's models key by key (never the whole model in memory) "
+        "with sd-mecha's merge methods. The recipe and its inputs' headers are checked before "
+        "any tensor is read; the output is written to a temporary file and renamed at the end.",
+    )
+    parser.add_argument("recipe", type=Path, metavar="RECIPE", help="a .mecha recipe")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    parser.add_argument("--threads", type=int, default=2, metavar="N", help="keys merged at once")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--dtype", choices=tuple(OUTPUT_DTYPES), default="fp16")
+    parser.add_argument("--model-dir", type=Path, metavar="DIR", help="where models are found")
+    parser.add_argument(
+        "--missing",
+        choices=MISSING_POLICIES,
+        default="error",
+        help="a key some input lacks: refuse (default) or take it from an input that has it",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # imported here: the merge engine imports torch, which other commands never need
+    from compiler.merge.blocks import registry_matcher
+    from compiler.merge.engine import MergeOptions, merge_recipe
+
+    spec_dir = default_spec_dir()
+    options = MergeOptions(
+        recipe=args.recipe,
+        output=args.output,
+        threads=max(1, args.threads),
+        device=args.device,
+        dtype=args.dtype,
+        model_dir=args.model_dir,
+        missing=args.missing,
+        resolver=lazy_resolver(spec_dir),
+        family=registry_matcher(lambda: check_registry(spec_dir).linked),
+    )
+    if sys.stderr.isatty() and not args.json:
+        result = _with_progress(options)
+    else:
+        result = merge_recipe(options)
+    if args.json:
+        print_json({"output": str(result.output), "keys": result.keys, "bytes": result.bytes})
+    else:
+        print(f"{result.output}: {result.keys} tensors, {result.bytes} bytes")
+    return EXIT_OK
+
+
+def _with_progress(options: MergeOptions) -> MergeResult:
+    """The merge with a progress bar on the terminal: keys done, bytes written, time left."""
+    from compiler.merge.engine import merge_recipe, plan_merge
+
+    plan = plan_merge(options)
+    count = len(plan.layout.tensors)
+    columns = (
+        TextColumn("{task.fields[keys]}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
+    with Bar(*columns, transient=True) as bar:
+        data = sum(tensor.nbytes for tensor in plan.layout.tensors)
+        task = bar.add_task("merge", total=data, keys=f"0/{count} keys")
+        done = [0]
+
+        def advance(_key: str, nbytes: int) -> None:
+            done[0] += 1
+            bar.update(task, advance=nbytes, keys=f"{done[0]}/{count} keys")
+
+        return merge_recipe(replace(options, progress=advance))

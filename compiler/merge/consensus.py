@@ -1,0 +1,144 @@
+"""sd-mecha's methods that combine many deltas: TIES, model stock, the geometric median.
+
+Term for term sd-mecha 1.1.8's ``merge_methods/ties.py`` (TIES: arXiv 2306.01708; model stock
+after mergekit; the median by Weiszfeld iterations after krishnap25/geom_median).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+Arguments = Mapping[str, object]
+
+
+def _tensors(args: Arguments, name: str) -> tuple[Tensor, ...]:
+    values = args[name]
+    assert isinstance(values, tuple) and values
+    return values
+
+
+def _number(args: Arguments, name: str) -> float:
+    value = args[name]
+    assert isinstance(value, int | float)
+    return float(value)
+
+
+def filter_top_k(a: Tensor, k: float) -> Tensor:
+    count = max(int((1 - k) * a.numel()), 1)
+    k_value, _ = a.flatten().abs().float().kthvalue(count)
+    return a * (a.abs() >= k_value).float()
+
+
+def ties_sum_deltas(models: Sequence[Tensor], k: float, vote_sgn: bool) -> tuple[Tensor, Tensor]:
+    deltas = torch.stack([filter_top_k(m, k) for m in models], dim=0)
+    signs = torch.sign(deltas)
+    final_sign = torch.sign(torch.sum(deltas if vote_sgn else signs, dim=0))
+    delta_filters = (signs == final_sign).float()
+    return deltas * delta_filters, torch.sum(delta_filters, dim=0)
+
+
+def ties_sum(args: Arguments) -> Tensor:
+    models = _tensors(args, "models")
+    if models[0].numel() == 0:
+        return models[0]
+    filtered, counts = ties_sum_deltas(models, _number(args, "k"), bool(args["vote_sgn"]))
+    return torch.nan_to_num(filtered.sum(dim=0) / counts, nan=0, posinf=0, neginf=0)
+
+
+def ties_sum_extended(args: Arguments) -> Tensor:
+    models = _tensors(args, "models")
+    if models[0].numel() == 0:
+        return models[0]
+    filtered, counts = ties_sum_deltas(models, _number(args, "k"), bool(args["vote_sgn"]))
+    if args["apply_median"]:
+        median = _median(tuple(filtered), *_median_options(args))
+        return torch.nan_to_num(median, nan=0, posinf=0, neginf=0)
+    if args["apply_stock"]:
+        result = filtered.sum(dim=0) * 1.0 / counts
+    else:
+        t = model_stock_t(tuple(filtered), _number(args, "cos_eps"))
+        result = filtered.sum(dim=0) * t / counts
+    return torch.nan_to_num(result, nan=0, posinf=0, neginf=0)
+
+
+def model_stock_t(deltas: Sequence[Tensor], cos_eps: float) -> Tensor:
+    """mergekit's approximation: the mean cosine of neighbouring deltas, mapped to a ratio."""
+    n = len(deltas)
+    cos = torch.nn.CosineSimilarity(dim=-1, eps=cos_eps)
+    cos_theta = torch.stack([cos(deltas[i], deltas[i + 1]) for i in range(n - 1)]).mean(dim=0)
+    return (n * cos_theta / (1 + (n - 1) * cos_theta)).unsqueeze(-1)
+
+
+def model_stock(args: Arguments) -> Tensor:
+    deltas = _tensors(args, "deltas")
+    w_avg = sum(deltas[1:], deltas[0]) / len(deltas)
+    return torch.nan_to_num(model_stock_t(deltas, _number(args, "cos_eps")) * w_avg)
+
+
+def _median_options(args: Arguments) -> tuple[float, int, float]:
+    return _number(args, "eps"), int(_number(args, "maxiter")), _number(args, "ftol")
+
+
+def _weighted_average(points: Sequence[Tensor], weights: Tensor | None = None) -> Tensor:
+    if weights is None:
+        return sum(points[1:], points[0]) / len(points)
+    total = sum((p * weights[i] for i, p in enumerate(points[1:], 1)), points[0] * weights[0])
+    return total / weights.sum()
+
+
+def _objective(median: Tensor, points: Sequence[Tensor], weights: Tensor) -> Tensor:
+    return torch.mean(torch.stack([torch.dist(point, median) for point in points]) * weights)
+
+
+def _median(models: Sequence[Tensor], eps: float, maxiter: int, ftol: float) -> Tensor:
+    median = _weighted_average(models)
+    weights = new_weights = torch.ones(len(models), dtype=models[0].dtype)
+    objective = _objective(median, models, weights)
+    for _ in range(max(0, maxiter)):
+        previous = objective
+        denominator = torch.stack([torch.dist(p, median) for p in models])
+        new_weights = weights / torch.clamp(denominator, min=eps)
+        median = _weighted_average(models, new_weights)
+        objective = _objective(median, models, weights)
+        if abs(previous - objective) <= ftol * objective:
+            break
+    return _weighted_average(models, new_weights)
+
+
+def geometric_median(args: Arguments) -> Tensor:
+    return _median(_tensors(args, "models"), *_median_options(args))
+
+
+def dropout(args: Arguments) -> Tensor:
+    """DARE-style dropout of each delta, sd-mecha's seed semantics: every key starts a fresh
+    ``numpy.random.default_rng(seed)``, so one seed drops the same positions in keys of one
+    shape (and no seed draws differently on each run)."""
+    deltas = _tensors(args, "deltas")
+    probability, rescale = _number(args, "probability"), _number(args, "rescale")
+    if _number(args, "overlap") % 2 != 1:
+        raise ValueError("mirc merge runs dropout with an odd overlap only (the default, 1.0)")
+    rng = np.random.default_rng(args["seed"])  # type: ignore[arg-type]
+    shape = deltas[0].shape
+    masks = tuple(
+        torch.from_numpy(rng.binomial(n=1, p=1 - probability, size=shape)).to(dtype=torch.bool)
+        for _ in deltas
+    )
+    final_delta = torch.zeros_like(deltas[0])
+    for mask, delta in zip(masks, deltas, strict=True):
+        final_delta[mask] += delta[mask]
+    rescalar = 1.0
+    if probability != 1.0:
+        rescalar = (1.0 - probability) ** rescale
+        rescalar = rescalar if math.isfinite(rescalar) else 1
+    counts: Tensor = sum(masks[1:], masks[0].long())
+    return final_delta / counts.clamp(1) / rescalar
+
+
+CONSENSUS_METHODS = {
+    fn.__name__: fn for fn in (ties_sum, ties_sum_extended, model_stock, geometric_median, dropout)
+}
