@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic
+from compiler.interop.exporter import database_text, export_database
 from compiler.ir import Series
 from compiler.link import LinkedRegistry
 from compiler.load import discover
@@ -35,6 +36,7 @@ from compiler.write import WriteError, read_tree, recover, write_tree
 
 # Not committed (see .gitignore): a fresh clone's first build renders everything.
 MANIFEST = "manifest.json"
+UPSTREAM_FILE = "mir.json"
 FIX_COMMAND = "mirc build"
 
 
@@ -99,7 +101,14 @@ def plan_files(linked: LinkedRegistry) -> list[PlannedFile]:
         planned.extend(_series_files(linked, series))
     if any(f.template == LOADER_TEMPLATE for f in planned):
         planned.append(plan_loader_runtime())
+    planned.append(_upstream_file(linked))
     return sorted(planned, key=lambda f: f.path)
+
+
+def _upstream_file(linked: LinkedRegistry) -> PlannedFile:
+    """The registry in the upstream MIR database format (what ``mirc export-mir`` writes)."""
+    text = database_text(export_database(linked))
+    return PlannedFile(UPSTREAM_FILE, "mir.json.j2", {"text": text}, "")
 
 
 def _series_files(linked: LinkedRegistry, series: Series) -> Iterator[PlannedFile]:

@@ -100,9 +100,9 @@ def test_changing_one_spec_renders_only_its_files(tmp_path: Path) -> None:
     tiny = "  tiny:\n    backends:\n      - generation: {height: 768}\n"
     toy.write_text(toy.read_text().replace("  tiny:\n", tiny))
     second = build(spec, out)
-    # three parameter files, the toy series' loader and the loaders' shared runtime
-    assert second.ok and (first.rendered, second.rendered) == (5, 2)
-    assert second.changed == ["loaders/unet/toy.py", "params/unet/toy/tiny.json"]
+    # three parameter files, the toy series' loader, the loaders' shared runtime, mir.json
+    assert second.ok and (first.rendered, second.rendered) == (6, 3)
+    assert second.changed == ["loaders/unet/toy.py", "mir.json", "params/unet/toy/tiny.json"]
 
 
 def test_template_error_leaves_generated_unchanged(tmp_path: Path) -> None:
@@ -175,3 +175,13 @@ def test_check_reports_stale_output_with_the_fix(tmp_path: Path) -> None:
 def test_committed_generated_is_up_to_date() -> None:
     result = build(REAL_SPEC, ROOT / "generated", check=True)
     assert result.ok and result.changed == [], result.diff[:2000]
+
+
+def test_build_writes_the_upstream_database_as_export_mir_does(tmp_path: Path) -> None:
+    spec = toy_registry(tmp_path)
+    build(spec, tmp_path / "generated")
+    run = run_mirc("export-mir", "--spec", str(spec), "-o", str(tmp_path / "exported.json"))
+    assert run.status == 0
+    built = (tmp_path / "generated" / "mir.json").read_bytes()
+    assert built == (tmp_path / "exported.json").read_bytes()
+    assert "info.unet.toy" in json.loads(built)
