@@ -39,7 +39,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _fsync_folder(target.parent)
+    fsync_folder(target.parent)
 
 
 def _existing_mode(target: Path) -> int | None:
@@ -59,7 +59,7 @@ def _create_temporary(target: Path) -> tuple[Path, int]:
             continue
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make the rename durable; folders cannot be opened for fsync on some systems (Windows)."""
     try:
         handle = os.open(folder, os.O_RDONLY)

@@ -9,7 +9,6 @@ followed through symbolic links.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -18,6 +17,8 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from compiler.atomicfile import fsync_folder
 
 SAFE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 RENAME_EXCHANGE = 2
@@ -73,7 +74,7 @@ def swap_in(staging: Path, out_dir: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     shutil.rmtree(staging, ignore_errors=True)  # now holds the old tree
-    _fsync_dir(out_dir.parent)
+    fsync_folder(out_dir.parent)
 
 
 def recover(out_dir: Path) -> None:
@@ -115,15 +116,6 @@ def _exchange(a: Path, b: Path) -> bool:
         return False
     result = renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
     return bool(result == 0)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def read_tree(out_dir: Path) -> dict[str, bytes]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.diagnostics import Diagnostic, MircError
-from compiler.interop.files import write_atomic
+from compiler.interop.files import write_files_atomic
 from compiler.interop.references import STAR
 from compiler.ir import BASE, Backend, Reference, Series, Variant
 from compiler.link import LinkedRegistry, variant_key
@@ -56,7 +56,7 @@ def export_mir(spec_dir: Path, output: Path) -> ExportResult:
     if not result.ok or result.linked is None:
         raise MircError(result.diagnostics)
     database = export_database(result.linked)
-    write_atomic(output, database_text(database).encode("utf-8"))
+    write_files_atomic({output: database_text(database).encode("utf-8")})
     entries = sum(len(body) for body in database.values())
     return ExportResult(output, len(database), entries, result.diagnostics)
 

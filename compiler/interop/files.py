@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from compiler.atomicfile import fsync_folder
 from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.validate.rules import check_name
 
@@ -49,12 +50,6 @@ def check_write_path(root: Path, rel: str) -> None:
             raise MircError([Diagnostic.error("write-path", message, Span(str(path)))])
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync,
-    ``os.replace``, then fsync the folder. A link at ``path`` is refused, not followed."""
-    write_files_atomic({path: data})
-
-
 def write_files_atomic(files: Mapping[Path, bytes]) -> None:
     """Write several files, each atomically (see :func:`write_atomic`), all or nothing as far
     as a file system allows: every temporary file is written and fsynced before the first
@@ -79,7 +74,7 @@ def write_files_atomic(files: Mapping[Path, bytes]) -> None:
         message = f"cannot write {where}: {exc.strerror or exc}"
         raise MircError([Diagnostic.error("write", message, Span(str(where)))]) from None
     for folder in sorted({path.parent for path in files}):
-        _fsync_folder(folder)
+        fsync_folder(folder)
 
 
 def _make_folders(folder: Path) -> list[Path]:
@@ -121,16 +116,3 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open a folder; the rename is still atomic
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.atomicfile import fsync_folder
 from compiler.tensorfile import DTYPE_BITS
 
 SUFFIX = ".mirc-merge"
@@ -99,7 +100,7 @@ class OutputFile:
         os.fsync(self.fd)
         os.close(self.fd)
         os.replace(self.temporary, self.target)
-        _fsync_folder(self.target.parent)
+        fsync_folder(self.target.parent)
 
     def abandon(self) -> None:
         with contextlib.suppress(OSError):
@@ -123,16 +124,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
