@@ -24,6 +24,7 @@ from tests.merge_support import no_reads, sd_mecha_merge, write_models
 
 AB = 'model "a"\nmodel "b"\n'
 ABC = AB + 'model "c"\n'
+OVERFLOW = 'merge "subtract" &0 &1\nmerge "scale" &2 alpha=2e38\n'
 # (recipe, the output's merge space for sd-mecha)
 CASES = {
     "weighted_sum": (AB + 'merge "weighted_sum" &0 &1 alpha=0.3', "weight"),
@@ -80,6 +81,9 @@ CASES = {
         "delta",
     ),
     "geometric_median": (ABC + 'merge "geometric_median" &0 &1 &2', "weight"),
+    "omit_non_finite": (AB + 'merge "omit_non_finite" &0', "weight"),
+    # 2e38 overflows float32 in some keys, not in others
+    "fallback": (AB + OVERFLOW + 'merge "omit_non_finite" &3\nmerge "fallback" &4 &2', "delta"),
     "multiply_quotient": (ABC + 'merge "multiply_quotient" &0 &1 &2 alpha=0.5', "weight"),
 }
 
@@ -142,6 +146,17 @@ SDXL = {
     ),
     "model.diffusion_model.input_blocks.1.1.proj_in.weight": ("F16", (320, 320)),
 }
+
+
+def test_a_key_without_a_value_is_an_error_unless_fallback(tmp_path: Path) -> None:
+    write_models(tmp_path, "ab")
+    text = AB + OVERFLOW + 'merge "omit_non_finite" &3'
+    with pytest.raises(MircError, match=r"no value for 'blk\."):
+        _merge(tmp_path, text)
+    merged = _merge(tmp_path, text, missing="fallback")
+    a = safetensors.torch.load_file(str(tmp_path / "a.safetensors"))
+    assert torch.equal(merged["blk.0.weight"], a["blk.0.weight"].float())
+    assert not torch.equal(merged["norm.scale"], a["norm.scale"].float())
 
 
 def test_sd1_and_sdxl_are_refused_before_any_tensor_is_read(tmp_path: Path) -> None:
