@@ -84,6 +84,14 @@ CASES = {
     "omit_non_finite": (AB + 'merge "omit_non_finite" &0', "weight"),
     # 2e38 overflows float32 in some keys, not in others
     "fallback": (AB + OVERFLOW + 'merge "omit_non_finite" &3\nmerge "fallback" &4 &2', "delta"),
+    "truncate_rank": (
+        AB + 'merge "subtract" &0 &1\nmerge "truncate_rank" &2 rank=2 approximate_basis_seed=3',
+        "delta",
+    ),
+    "truncate_rank_exact": (
+        AB + 'merge "subtract" &0 &1\nmerge "truncate_rank" &2 rank=1 use_approximate_basis=false',
+        "delta",
+    ),
     "multiply_quotient": (ABC + 'merge "multiply_quotient" &0 &1 &2 alpha=0.5', "weight"),
 }
 

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from compiler.merge.consensus import CONSENSUS_METHODS
 from compiler.merge.crossover import crossover
+from compiler.merge.lowrank import truncate_rank
 
 Arguments = Mapping[str, object]
 # ``None``: the method gives no value for this key (sd-mecha raises ``StateDictKeyError``)
@@ -279,6 +280,7 @@ METHODS: Mapping[str, MethodFn] = CONSENSUS_METHODS | {
         cast,
         omit_non_finite,
         fallback,
+        truncate_rank,
         crossover,
         weighted_sum,
         n_average,
