@@ -92,6 +92,12 @@ CASES = {
         AB + 'merge "subtract" &0 &1\nmerge "truncate_rank" &2 rank=1 use_approximate_basis=false',
         "delta",
     ),
+    "rotate": (AB + 'merge "rotate" &0 &1', "weight"),
+    "rotate_fractional": (AB + 'merge "rotate" &0 &1 alignment=0.5 alpha=0.3', "weight"),
+    "rotate_integer_centred": (
+        AB + 'merge "rotate" &0 &1 alignment=2 alpha=0.6 centralization=0.5',
+        "weight",
+    ),
     "multiply_quotient": (ABC + 'merge "multiply_quotient" &0 &1 &2 alpha=0.5', "weight"),
 }
 
@@ -194,10 +200,10 @@ def test_missing_keys_are_an_error_unless_fallback(tmp_path: Path) -> None:
 
 
 def test_cli_reports_a_missing_model_and_an_unsupported_method(tmp_path: Path) -> None:
-    (tmp_path / "r.mecha").write_text('model "nowhere"\nmodel "x"\nmerge "rotate" &0 &1')
+    (tmp_path / "r.mecha").write_text('model "nowhere"\nmodel "x"\nmerge "stack" &0 &1')
     run = run_mirc("merge", str(tmp_path / "r.mecha"), "-o", str(tmp_path / "o.st"))
     assert run.status == 1
-    assert "cannot execute 'rotate'" in run.err
+    assert "cannot execute 'stack'" in run.err
     (tmp_path / "r.mecha").write_text(CASES["weighted_sum"][0])
     run = run_mirc("merge", str(tmp_path / "r.mecha"), "-o", str(tmp_path / "o.st"))
     assert run.status == 1 and "cannot find the model 'a'" in run.err

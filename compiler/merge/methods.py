@@ -19,6 +19,7 @@ from torch import Tensor
 from compiler.merge.consensus import CONSENSUS_METHODS
 from compiler.merge.crossover import crossover
 from compiler.merge.lowrank import truncate_rank
+from compiler.merge.rotate import rotate
 
 Arguments = Mapping[str, object]
 # ``None``: the method gives no value for this key (sd-mecha raises ``StateDictKeyError``)
@@ -281,6 +282,7 @@ METHODS: Mapping[str, MethodFn] = CONSENSUS_METHODS | {
         omit_non_finite,
         fallback,
         truncate_rank,
+        rotate,
         crossover,
         weighted_sum,
         n_average,
