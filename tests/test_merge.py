@@ -24,6 +24,7 @@ from tests.merge_support import no_reads, sd_mecha_merge, write_models
 
 AB = 'model "a"\nmodel "b"\n'
 ABC = AB + 'model "c"\n'
+OVERFLOW = 'merge "subtract" &0 &1\nmerge "scale" &2 alpha=2e38\n'
 # (recipe, the output's merge space for sd-mecha)
 CASES = {
     "weighted_sum": (AB + 'merge "weighted_sum" &0 &1 alpha=0.3', "weight"),
@@ -80,6 +81,23 @@ CASES = {
         "delta",
     ),
     "geometric_median": (ABC + 'merge "geometric_median" &0 &1 &2', "weight"),
+    "omit_non_finite": (AB + 'merge "omit_non_finite" &0', "weight"),
+    # 2e38 overflows float32 in some keys, not in others
+    "fallback": (AB + OVERFLOW + 'merge "omit_non_finite" &3\nmerge "fallback" &4 &2', "delta"),
+    "truncate_rank": (
+        AB + 'merge "subtract" &0 &1\nmerge "truncate_rank" &2 rank=2 approximate_basis_seed=3',
+        "delta",
+    ),
+    "truncate_rank_exact": (
+        AB + 'merge "subtract" &0 &1\nmerge "truncate_rank" &2 rank=1 use_approximate_basis=false',
+        "delta",
+    ),
+    "rotate": (AB + 'merge "rotate" &0 &1', "weight"),
+    "rotate_fractional": (AB + 'merge "rotate" &0 &1 alignment=0.5 alpha=0.3', "weight"),
+    "rotate_integer_centred": (
+        AB + 'merge "rotate" &0 &1 alignment=2 alpha=0.6 centralization=0.5',
+        "weight",
+    ),
     "multiply_quotient": (ABC + 'merge "multiply_quotient" &0 &1 &2 alpha=0.5', "weight"),
 }
 
@@ -144,6 +162,17 @@ SDXL = {
 }
 
 
+def test_a_key_without_a_value_is_an_error_unless_fallback(tmp_path: Path) -> None:
+    write_models(tmp_path, "ab")
+    text = AB + OVERFLOW + 'merge "omit_non_finite" &3'
+    with pytest.raises(MircError, match=r"no value for 'blk\."):
+        _merge(tmp_path, text)
+    merged = _merge(tmp_path, text, missing="fallback")
+    a = safetensors.torch.load_file(str(tmp_path / "a.safetensors"))
+    assert torch.equal(merged["blk.0.weight"], a["blk.0.weight"].float())
+    assert not torch.equal(merged["norm.scale"], a["norm.scale"].float())
+
+
 def test_sd1_and_sdxl_are_refused_before_any_tensor_is_read(tmp_path: Path) -> None:
     write_sparse(tmp_path / "a.safetensors", SD1)
     write_sparse(tmp_path / "b.safetensors", SDXL)
@@ -171,10 +200,10 @@ def test_missing_keys_are_an_error_unless_fallback(tmp_path: Path) -> None:
 
 
 def test_cli_reports_a_missing_model_and_an_unsupported_method(tmp_path: Path) -> None:
-    (tmp_path / "r.mecha").write_text('model "nowhere"\nmodel "x"\nmerge "rotate" &0 &1')
+    (tmp_path / "r.mecha").write_text('model "nowhere"\nmodel "x"\nmerge "stack" &0 &1')
     run = run_mirc("merge", str(tmp_path / "r.mecha"), "-o", str(tmp_path / "o.st"))
     assert run.status == 1
-    assert "cannot execute 'rotate'" in run.err
+    assert "cannot execute 'stack'" in run.err
     (tmp_path / "r.mecha").write_text(CASES["weighted_sum"][0])
     run = run_mirc("merge", str(tmp_path / "r.mecha"), "-o", str(tmp_path / "o.st"))
     assert run.status == 1 and "cannot find the model 'a'" in run.err

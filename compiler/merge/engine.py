@@ -171,6 +171,12 @@ def merge_recipe(options: MergeOptions) -> MergeResult:
     return MergeResult(options.output, len(plan.layout.tensors), plan.layout.total, names)
 
 
+def _no_value(key: str, recipe: Path) -> Diagnostic:
+    message = f"the recipe gives no value for '{key}' (omit_non_finite found values not finite)"
+    notes = ("wrap it in fallback, or give --missing fallback to take the first input's",)
+    return Diagnostic.error("merge-no-value", message, Span(str(recipe)), notes)
+
+
 @contextlib.contextmanager
 def _one_torch_thread() -> Iterator[None]:
     """Keys are the parallel unit: torch's own intra-op threads on top of them oversubscribe
@@ -204,6 +210,8 @@ def _key_merger(
         block = plan.family.block_of(key) if plan.family is not None else None
         result = evaluate_key(compiled, order, key, read, block)
         if result is None:  # --missing fallback: the first input that has the key
+            if options.missing != "fallback":
+                raise MircError([_no_value(key, options.recipe)])
             result = read(plan.sources[key][0], key)
             assert result is not None
         result = result.to(device="cpu", dtype=TORCH_DTYPES[tensor.dtype]).reshape(-1)

@@ -19,7 +19,7 @@ from compiler.lang.mecha.ast import Bool, Dict, Float, Int, Merge, Model, Null, 
 from compiler.lang.mecha.ast import Value as AstValue
 from compiler.lang.mecha.binding import bind
 from compiler.lang.mecha.catalogue import Method, load_catalogue
-from compiler.merge.methods import METHODS, MethodFn
+from compiler.merge.methods import METHODS, MISSING_TOLERANT, MethodFn
 from compiler.tensorfile import SafetensorsHeader
 
 TORCH_DTYPES: Mapping[str, torch.dtype] = {
@@ -47,6 +47,7 @@ class Step:
     fn: MethodFn
     arguments: tuple[tuple[str, Operand | tuple[Operand, ...]], ...]
     tensor_params: frozenset[str]
+    missing_tolerant: bool = False  # takes ``None`` for an argument that lacks the key
 
 
 def compile_recipe(recipe: Recipe) -> dict[int, Step | int]:
@@ -96,7 +97,8 @@ def _step(method: Method, merge: Merge, dicts: Mapping[int, Mapping[str, object]
         else:
             arguments.append((param.name, given[0] if given else default))
     tensors = frozenset(p.name for p in method.params if p.type == "Tensor")
-    return Step(METHODS[method.identifier], tuple(arguments), tensors)
+    tolerant = method.identifier in MISSING_TOLERANT
+    return Step(METHODS[method.identifier], tuple(arguments), tensors, tolerant)
 
 
 def _per_block(
@@ -164,7 +166,7 @@ def _run(step: Step, value: Callable[[int], Tensor | None], block: str | None) -
             bound[name] = tuple(items)
             continue
         resolved = _resolve(operand, name in step.tensor_params, value, block)
-        if resolved is None and operand[0] == "ref":
+        if resolved is None and operand[0] == "ref" and not step.missing_tolerant:
             return None
         bound[name] = resolved
     return step.fn(bound)

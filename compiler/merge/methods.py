@@ -18,9 +18,12 @@ from torch import Tensor
 
 from compiler.merge.consensus import CONSENSUS_METHODS
 from compiler.merge.crossover import crossover
+from compiler.merge.lowrank import truncate_rank
+from compiler.merge.rotate import rotate
 
 Arguments = Mapping[str, object]
-MethodFn = Callable[[Arguments], Tensor]
+# ``None``: the method gives no value for this key (sd-mecha raises ``StateDictKeyError``)
+MethodFn = Callable[[Arguments], Tensor | None]
 
 
 def _t(args: Arguments, name: str) -> Tensor:
@@ -255,10 +258,31 @@ def top_k_tensor_sum(args: Arguments) -> Tensor:
     return ((1 - mask_float) * a_flat + mask_float * a_redist).reshape_as(a)
 
 
+def omit_non_finite(args: Arguments) -> Tensor | None:
+    """The tensor, or no value for the key (sd-mecha's key error) when any entry is not finite."""
+    a = _t(args, "a")
+    return a if bool(a.isfinite().all()) else None
+
+
+def fallback(args: Arguments) -> Tensor | None:
+    """``a`` where it has a value for the key, else ``default``."""
+    a, default = args["a"], args["default"]
+    assert a is None or isinstance(a, Tensor)
+    assert default is None or isinstance(default, Tensor)
+    return a if a is not None else default
+
+
+# Methods whose arguments may lack the key: they get ``None`` instead of making the key missing.
+MISSING_TOLERANT = frozenset({"fallback"})
+
 METHODS: Mapping[str, MethodFn] = CONSENSUS_METHODS | {
     fn.__name__: fn
     for fn in (
         cast,
+        omit_non_finite,
+        fallback,
+        truncate_rank,
+        rotate,
         crossover,
         weighted_sum,
         n_average,
