@@ -69,7 +69,7 @@ def plan_training_files(
     variants = trainable_variants(series)
     if not variants:
         return []
-    folder = f"training/{series.id.arch}/{_underscored(series.id.series)}"
+    folder = training_folder(series.id)
     files = []
     for target_id in sorted(linked.targets):
         target = linked.targets[target_id]
@@ -106,6 +106,17 @@ def _sorted_variants(series: Series) -> list[Variant]:
 
 def _underscored(name: str) -> str:
     return name.replace("-", "_")
+
+
+def training_folder(series: MirId) -> str:
+    """``training/<arch>/<series>``: where a series' scripts go in ``generated/`` (scripts are
+    run by path, never imported, so only hyphens change)."""
+    return f"training/{series.arch}/{_underscored(series.series)}"
+
+
+def script_path(series: MirId, target_id: str) -> str:
+    """The training script of ``series`` for ``target_id``, relative to ``generated/``."""
+    return f"{training_folder(series)}/{_underscored(target_id)}.py"
 
 
 def _inherited(series: Series, variant: Variant, name: str) -> Any:

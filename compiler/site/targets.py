@@ -14,6 +14,7 @@ from typing import Any
 from compiler.ir import Series, Target, Variant
 from compiler.plan import VariantPlan
 from compiler.plan.inference import budget_bytes
+from compiler.plan.loader import module_path
 from compiler.plan.model import (
     DOES_NOT_FIT,
     FITS,
@@ -25,6 +26,7 @@ from compiler.plan.model import (
     PlannedFile,
     TrainingPlan,
 )
+from compiler.plan.trainer import script_path
 from compiler.site import links
 from compiler.site.model import SiteInput, gib
 
@@ -54,11 +56,6 @@ TRAINING_DECISIONS = (
 )
 TRAINING_ARGS = "--data DATA_DIR --output OUTPUT_DIR"
 RENDEZVOUS_PORT = 29500
-
-
-def python_module(name: str) -> str:
-    """A MIR name as a module or file name of ``generated/``: hyphens become underscores."""
-    return name.replace("-", "_")
 
 
 def inference_groups(site: SiteInput, variants: list[Variant], page: str) -> list[dict[str, Any]]:
@@ -145,7 +142,7 @@ def _target_cell(target: Target, page: str) -> dict[str, str]:
 
 def loader_snippet(series: Series, variant: Variant, plan: VariantPlan, site: SiteInput) -> str:
     """How to call the generated loader of this variant, on a target where it fits best."""
-    module = f"generated.loaders.{series.id.arch}.{python_module(series.id.series)}"
+    module = "generated." + module_path(series.id).removesuffix(".py").replace("/", ".")
     arguments = [f"variant={json.dumps(variant.compat)}"]
     target = suggested_target(plan, site)
     if target is not None:
@@ -168,10 +165,7 @@ def suggested_target(plan: VariantPlan, site: SiteInput) -> str | None:
 
 def training_command(series: Series, target: Target, launcher: str) -> str:
     """The command line that runs the generated training script, by the plan's launcher."""
-    script = (
-        f"generated/training/{series.id.arch}/{python_module(series.id.series)}/"
-        f"{python_module(target.id)}.py"
-    )
+    script = f"generated/{script_path(series.id, target.id)}"
     if launcher == "python":
         return f"python {script} {TRAINING_ARGS}"
     if launcher == "accelerate":
