@@ -73,11 +73,8 @@ class InferencePlan:
     fit: str
 
     def to_json(self) -> dict[str, Any]:
-        decisions = {
-            name: getattr(self, name).to_json()
-            for name in ("dtype", "attention", "offload", "vae_tiling", "vae_slicing", "tf32")
-        }
-        decisions["compile"] = self.compile.to_json()
+        names = ("dtype", "attention", "offload", "vae_tiling", "vae_slicing", "tf32", "compile")
+        decisions = {name: getattr(self, name).to_json() for name in names}
         return {
             **decisions,
             "memory": self.memory.to_json() if self.memory else None,
