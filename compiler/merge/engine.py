@@ -26,7 +26,7 @@ from compiler.lang.mecha.files import read_recipe
 from compiler.merge.blocks import Family, FamilyMatcher
 from compiler.merge.evaluate import (
     TORCH_DTYPES,
-    Step,
+    Node,
     as_merge_dtype,
     compile_recipe,
     evaluate_key,
@@ -35,6 +35,7 @@ from compiler.merge.evaluate import (
     uses_blocks,
 )
 from compiler.merge.inputs import ModelInput, check_compatible, resolve_inputs
+from compiler.merge.keyplan import plan_shapes
 from compiler.merge.output import OutputFile, OutputLayout, OutputTensor, plan_layout
 from compiler.tensorfile import layout_digest
 
@@ -93,7 +94,12 @@ def plan_merge(options: MergeOptions) -> MergePlan:
         options, list(inputs.values()), uses_blocks(compiled, needed(compiled, output))
     )
     sources = _sources(inputs)
-    tensors = {key: _output_type(inputs, held, key, options.dtype) for key, held in sources.items()}
+    held = {key: inputs[owners[0]].header.tensors[key].shape for key, owners in sources.items()}
+    shapes = plan_shapes(recipe, compiled, needed(compiled, output), held, family)
+    tensors = {
+        key: _output_type(inputs, sources[key], key, options.dtype, shape)
+        for key, shape in shapes.items()
+    }
     metadata = merge_metadata(recipe, list(inputs.values()), options.output, family)
     return MergePlan(recipe, inputs, plan_layout(tensors, metadata), sources, family)
 
@@ -118,11 +124,15 @@ def _sources(inputs: Mapping[int, ModelInput]) -> dict[str, tuple[int, ...]]:
 
 
 def _output_type(
-    inputs: Mapping[int, ModelInput], held: Sequence[int], key: str, dtype: str
+    inputs: Mapping[int, ModelInput],
+    held: Sequence[int],
+    key: str,
+    dtype: str,
+    shape: tuple[int, ...],
 ) -> tuple[str, tuple[int, ...]]:
     info = inputs[held[0]].header.tensors[key]
     floating = TORCH_DTYPES[info.dtype].is_floating_point
-    return (OUTPUT_DTYPES[dtype] if floating else info.dtype, info.shape)
+    return (OUTPUT_DTYPES[dtype] if floating else info.dtype, shape)
 
 
 def merge_metadata(
@@ -191,7 +201,7 @@ def _one_torch_thread() -> Iterator[None]:
 
 def _key_merger(
     plan: MergePlan,
-    compiled: Mapping[int, Step | int],
+    compiled: Mapping[int, Node],
     output_index: int,
     fds: Mapping[int, int],
     out: OutputFile,
@@ -208,7 +218,8 @@ def _key_merger(
     def merge_one(tensor: OutputTensor) -> None:
         key = tensor.key
         block = plan.family.block_of(key) if plan.family is not None else None
-        result = evaluate_key(compiled, order, key, read, block)
+        component = plan.family.component_of(key) if plan.family is not None else None
+        result = evaluate_key(compiled, order, key, read, block, component)
         if result is None:  # --missing fallback: the first input that has the key
             if options.missing != "fallback":
                 raise MircError([_no_value(key, options.recipe)])

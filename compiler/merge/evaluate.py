@@ -2,7 +2,8 @@
 
 The recipe's expressions are bound to their methods once (:func:`compile_recipe`); each key then
 walks the expressions the output needs, keeping only that key's values, so memory stays at one
-tensor per input plus the intermediates of one key.
+tensor per input plus the intermediates of one key. A ``literal`` line is a state dict written
+out: a value per key (or per block), numbers, strings, booleans or other lines' results.
 """
 
 from __future__ import annotations
@@ -10,16 +11,29 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from compiler.diagnostics import Diagnostic, MircError
-from compiler.lang.mecha.ast import Bool, Dict, Float, Int, Merge, Model, Null, Recipe, Ref, Str
+from compiler.diagnostics import Diagnostic, MircError, Span
+from compiler.lang.mecha.ast import (
+    Bool,
+    Dict,
+    Float,
+    Int,
+    Literal,
+    Merge,
+    Model,
+    Null,
+    Recipe,
+    Ref,
+    Str,
+)
 from compiler.lang.mecha.ast import Value as AstValue
 from compiler.lang.mecha.binding import bind
-from compiler.lang.mecha.catalogue import Method, load_catalogue
-from compiler.merge.methods import METHODS, MISSING_TOLERANT, MethodFn
+from compiler.lang.mecha.catalogue import LITERAL_SIGNATURE, Method, load_catalogue
+from compiler.merge.methods import COMPONENT_METHODS, METHODS, MISSING_TOLERANT, MethodFn
 from compiler.tensorfile import SafetensorsHeader
 
 TORCH_DTYPES: Mapping[str, torch.dtype] = {
@@ -36,7 +50,8 @@ TORCH_DTYPES: Mapping[str, torch.dtype] = {
 }
 MERGE_DTYPE = torch.float32
 
-# ("ref", index), ("const", value) or ("blocks", (values by block, default))
+# ("ref", index), ("const", value), ("blocks", (values by block, default)) or
+# ("key_component", None): the model component the key belongs to
 Operand = tuple[str, object]
 
 
@@ -48,29 +63,69 @@ class Step:
     arguments: tuple[tuple[str, Operand | tuple[Operand, ...]], ...]
     tensor_params: frozenset[str]
     missing_tolerant: bool = False  # takes ``None`` for an argument that lacks the key
+    identifier: str = ""
+    span: Span | None = None  # the merge line, for problems found at run time
 
 
-def compile_recipe(recipe: Recipe) -> dict[int, Step | int]:
-    """Each expression as a :class:`Step` (merges) or the index of its input (models)."""
+@dataclass(frozen=True, slots=True)
+class LiteralValues:
+    """A ``literal`` line: its dict's values (constants or references) by state-dict key, or by
+    block name when its model config is a blocks config (``sd1-supermerger_blocks``) or not
+    given; a key it has no value for has none here either (sd-mecha's missing key)."""
+
+    values: Mapping[str, Operand]
+    by_block: bool
+
+    def operand(self, key: str, block: str | None) -> Operand | None:
+        found = self.values.get(key)
+        if found is None and self.by_block and block is not None:
+            found = self.values.get(block)
+        return found
+
+
+Node = Step | LiteralValues | int
+
+
+def compile_recipe(recipe: Recipe) -> dict[int, Node]:
+    """Each expression as a :class:`Step` (merges), :class:`LiteralValues` (literals) or the
+    index of its input (models); ``dict`` lines are read where they are used."""
     catalogue = load_catalogue()
-    compiled: dict[int, Step | int] = {}
+    compiled: dict[int, Node] = {}
     problems: list[Diagnostic] = []
-    dicts: dict[int, dict[str, object]] = {}
+    dicts: dict[int, Dict] = {}
     for index, expression in enumerate(recipe.expressions):
         if isinstance(expression, Model):
             compiled[index] = index
         elif isinstance(expression, Dict):
-            dicts[index] = _block_values(expression, problems)
-        elif isinstance(expression, Merge) and expression.method.value in METHODS:
+            dicts[index] = expression
+        elif isinstance(expression, Literal):
+            compiled[index] = _literal(expression, dicts, problems)
+        elif expression.method.value in METHODS:
             method = catalogue.methods[expression.method.value]
-            compiled[index] = _step(method, expression, dicts)
+            compiled[index] = _step(method, expression, (dicts, problems))
         else:
-            what = expression.method.value if isinstance(expression, Merge) else expression.command
-            message = f"mirc merge cannot execute '{what}' yet"
+            message = f"mirc merge cannot execute '{expression.method.value}' yet"
             problems.append(Diagnostic.error("merge-unsupported", message, expression.span))
     if problems:
         raise MircError(problems)
     return compiled
+
+
+def _literal(literal: Literal, dicts: Mapping[int, Dict], problems: list[Diagnostic]) -> Node:
+    """The checker has made sure the first argument is a reference to a ``dict`` line."""
+    binding = bind(LITERAL_SIGNATURE, literal.args, [(k.name, k.value) for k in literal.kwargs])
+    content, config = binding.value_of("value_dict"), binding.value_of("model_config")
+    assert isinstance(content, Ref) and content.index in dicts
+    values: dict[str, Operand] = {}
+    for keyword in dicts[content.index].kwargs:
+        if isinstance(keyword.value, Null):
+            message = "mirc merge takes literal values that are numbers, strings, booleans or lines"
+            problems.append(Diagnostic.error("merge-unsupported", message, keyword.value.span))
+            continue
+        values[keyword.name] = _operand(keyword.value)
+    # sd-mecha's block configs are the ``<architecture>-supermerger_blocks`` ones
+    by_block = not isinstance(config, Str) or config.value.endswith("_blocks")
+    return LiteralValues(values, by_block)
 
 
 def _block_values(mapping: Dict, problems: list[Diagnostic]) -> dict[str, object]:
@@ -85,41 +140,60 @@ def _block_values(mapping: Dict, problems: list[Diagnostic]) -> dict[str, object
     return values
 
 
-def _step(method: Method, merge: Merge, dicts: Mapping[int, Mapping[str, object]]) -> Step:
+def _step(
+    method: Method,
+    merge: Merge,
+    dict_lines: tuple[Mapping[int, Dict], list[Diagnostic]],
+) -> Step:
     binding = bind(method, merge.args, [(k.name, k.value) for k in merge.kwargs])
     arguments: list[tuple[str, Operand | tuple[Operand, ...]]] = []
     for param in method.params:
         given = [_operand(v) for p, v in binding.values if p is param]
         default: Operand = ("const", param.default)
-        given = [_per_block(op, dicts, param.default) for op in given]
+        given = [_per_block(op, dict_lines, param.default) for op in given]
         if param.kind == "varargs":
             arguments.append((param.name, tuple(given)))
         else:
             arguments.append((param.name, given[0] if given else default))
-    tensors = frozenset(p.name for p in method.params if p.type == "Tensor")
+    if method.identifier in COMPONENT_METHODS:
+        arguments.append(("key_component", ("key_component", None)))
+    # a number given for a type variable (fallback's, pick_component's) is a tensor too
+    tensors = frozenset(p.name for p in method.params if p.type in ("Tensor", "T"))
     tolerant = method.identifier in MISSING_TOLERANT
-    return Step(METHODS[method.identifier], tuple(arguments), tensors, tolerant)
+    fn = METHODS[method.identifier]
+    return Step(fn, tuple(arguments), tensors, tolerant, method.identifier, merge.span)
 
 
 def _per_block(
-    operand: Operand, dicts: Mapping[int, Mapping[str, object]], default: object
+    operand: Operand, dict_lines: tuple[Mapping[int, Dict], list[Diagnostic]], default: object
 ) -> Operand:
     """A reference to a ``dict`` line becomes its per-block values (with the default)."""
     kind, content = operand
+    dicts, problems = dict_lines
     if kind == "ref" and isinstance(content, int) and content in dicts:
-        return ("blocks", (dicts[content], default))
+        return ("blocks", (_block_values(dicts[content], problems), default))
     return operand
 
 
-def uses_blocks(compiled: Mapping[int, Step | int], order: Sequence[int]) -> bool:
+def spread(argument: Operand | tuple[Operand, ...]) -> tuple[Operand, ...]:
+    """An argument's operands: those of ``*varargs`` (maybe none), or the one."""
+    if not argument or isinstance(argument[0], tuple):
+        return argument
+    return (argument,)
+
+
+def operands(node: Node) -> tuple[Operand, ...]:
+    """Every operand of a merge or a literal, ``*varargs`` spread out."""
+    if isinstance(node, LiteralValues):
+        return tuple(node.values.values())
+    if isinstance(node, int):
+        return ()
+    return tuple(op for _, argument in node.arguments for op in spread(argument))
+
+
+def uses_blocks(compiled: Mapping[int, Node], order: Sequence[int]) -> bool:
     """Whether any needed merge takes per-block values."""
-    return any(
-        op[0] == "blocks"
-        for index in order
-        if isinstance(step := compiled[index], Step)
-        for _, operand in step.arguments
-        for op in (operand if isinstance(operand[0], tuple) else (operand,))
-    )
+    return any(op[0] == "blocks" for index in order for op in operands(compiled[index]))
 
 
 def _operand(value: AstValue) -> Operand:
@@ -136,12 +210,20 @@ def _operand(value: AstValue) -> Operand:
 Reader = Callable[[int, str], Tensor | None]
 
 
+class Place(NamedTuple):
+    """Where a key sits in its model: its merge block and its component (``None``: unknown)."""
+
+    block: str | None = None
+    component: str | None = None
+
+
 def evaluate_key(
-    compiled: Mapping[int, Step | int],
+    compiled: Mapping[int, Node],
     order: Sequence[int],
     key: str,
     read: Reader,
     block: str | None = None,
+    component: str | None = None,
 ) -> Tensor | None:
     """The value of ``key`` for the last expression of ``order`` (from :func:`needed`);
     ``None`` when an input it needs lacks the key.
@@ -149,40 +231,59 @@ def evaluate_key(
     A plain loop, not a recursive closure: a closure that refers to itself is a reference
     cycle, and each key's tensors would wait for the cyclic garbage collector.
     """
-    values: dict[int, Tensor | None] = {}
+    place = Place(block, component)
+    values: dict[int, object] = {}
     for index in order:
         node = compiled[index]
-        values[index] = read(index, key) if isinstance(node, int) else _run(node, values.get, block)
-    return values[order[-1]]
+        if isinstance(node, int):
+            values[index] = read(index, key)
+        elif isinstance(node, LiteralValues):
+            found = node.operand(key, block)
+            values[index] = None if found is None else _resolve(found, False, values.get, place)
+        else:
+            values[index] = _run(node, values.get, place, key)
+    result = values[order[-1]]
+    if result is None or isinstance(result, Tensor):
+        return result
+    assert isinstance(result, int | float)  # the plan refuses other literal outputs
+    return torch.tensor(float(result), dtype=MERGE_DTYPE)
 
 
-def _run(step: Step, value: Callable[[int], Tensor | None], block: str | None) -> Tensor | None:
+def _run(step: Step, value: Callable[[int], object], place: Place, key: str) -> Tensor | None:
     bound: dict[str, object] = {}
     for name, operand in step.arguments:
-        if isinstance(operand[0], tuple):
-            items = [_resolve(op, name in step.tensor_params, value, block) for op in operand]
+        if not operand or isinstance(operand[0], tuple):  # *varargs
+            items = [
+                _resolve(op, name in step.tensor_params, value, place) for op in spread(operand)
+            ]
             if any(item is None for item in items):
                 return None
             bound[name] = tuple(items)
             continue
-        resolved = _resolve(operand, name in step.tensor_params, value, block)
+        resolved = _resolve(operand, name in step.tensor_params, value, place)
         if resolved is None and operand[0] == "ref" and not step.missing_tolerant:
             return None
         bound[name] = resolved
-    return step.fn(bound)
+    try:
+        return step.fn(bound)
+    except ValueError as exc:  # arguments the method's math refuses (a cast to an unknown dtype)
+        message = f"{step.identifier} cannot merge '{key}': {exc}"
+        raise MircError([Diagnostic.error("merge-method", message, step.span)]) from None
 
 
 def _resolve(
-    operand: Operand, tensor: bool, value: Callable[[int], Tensor | None], block: str | None
+    operand: Operand, tensor: bool, value: Callable[[int], object], place: Place
 ) -> object:
     kind, content = operand
     if kind == "ref":
         assert isinstance(content, int)
-        return value(content)
-    if kind == "blocks":
+        content = value(content)  # a tensor, or a literal's number, string or boolean
+    elif kind == "key_component":
+        return place.component
+    elif kind == "blocks":
         assert isinstance(content, tuple)
         by_block, default = content
-        content = by_block.get(block, default) if block is not None else default
+        content = by_block.get(place.block, default) if place.block is not None else default
     if tensor and isinstance(content, int | float) and not isinstance(content, bool):
         return torch.tensor(float(content), dtype=MERGE_DTYPE)
     return content
@@ -213,7 +314,7 @@ def as_merge_dtype(tensor: Tensor, device: str) -> Tensor:
     return tensor.to(device=device)
 
 
-def needed(compiled: Mapping[int, Step | int], output: int) -> Sequence[int]:
+def needed(compiled: Mapping[int, Node], output: int) -> Sequence[int]:
     """The expressions the output depends on, in line order (references point to earlier lines,
     so line order computes every value before its users), the output last."""
     stack = [output]
@@ -223,9 +324,5 @@ def needed(compiled: Mapping[int, Step | int], output: int) -> Sequence[int]:
         if index in seen:
             continue
         seen.add(index)
-        node = compiled[index]
-        if isinstance(node, Step):
-            for _, operand in node.arguments:
-                ops = operand if isinstance(operand[0], tuple) else (operand,)
-                stack.extend(op[1] for op in ops if op[0] == "ref")  # type: ignore[misc]
+        stack.extend(op[1] for op in operands(compiled[index]) if op[0] == "ref")  # type: ignore[misc]
     return sorted(seen)
