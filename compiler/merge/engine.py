@@ -35,6 +35,8 @@ from compiler.merge.evaluate import (
     uses_blocks,
 )
 from compiler.merge.inputs import ModelInput, check_compatible, resolve_inputs
+from compiler.merge.locate import Identifier
+from compiler.merge.lora import attach_loras, check_coverage, lora_delta
 from compiler.merge.output import OutputFile, OutputLayout, OutputTensor, plan_layout
 from compiler.tensorfile import layout_digest
 
@@ -53,6 +55,7 @@ class MergeOptions:
     missing: str = "error"
     resolver: MirResolver | None = None
     family: FamilyMatcher | None = field(default=None, compare=False)
+    identify: Identifier | None = field(default=None, compare=False)  # finds MIR-id models
     progress: Progress | None = field(default=None, compare=False)
 
 
@@ -84,15 +87,20 @@ def plan_merge(options: MergeOptions) -> MergePlan:
     compiled = compile_recipe(recipe)
     output = len(recipe.expressions) - 1
     used = set(needed(compiled, output))
-    found = resolve_inputs(recipe, options.recipe.parent, options.model_dir)
-    inputs = {i.index: i for i in found if i.index in used}
-    problems = check_compatible(list(inputs.values()), options.missing)
+    found = resolve_inputs(
+        recipe, options.recipe.parent, options.model_dir, options.identify, (options.output,)
+    )
+    inputs = attach_loras(recipe, compiled, {i.index: i for i in found if i.index in used})
+    full = {index: i for index, i in inputs.items() if i.lora is None}  # LoRAs map onto these
+    problems = check_compatible(list(full.values()), options.missing)
     if problems:
         raise MircError(problems)
-    family = _family(
-        options, list(inputs.values()), uses_blocks(compiled, needed(compiled, output))
-    )
-    sources = _sources(inputs)
+    family = _family(options, list(full.values()), uses_blocks(compiled, needed(compiled, output)))
+    sources = _sources(full)
+    if options.missing == "error":
+        order = needed(compiled, output)
+        if problems := check_coverage(recipe, compiled, order, inputs, sources):
+            raise MircError(problems)
     tensors = {key: _output_type(inputs, held, key, options.dtype) for key, held in sources.items()}
     metadata = merge_metadata(recipe, list(inputs.values()), options.output, family)
     return MergePlan(recipe, inputs, plan_layout(tensors, metadata), sources, family)
@@ -200,9 +208,16 @@ def _key_merger(
     order = needed(compiled, output_index)
 
     def read(index: int, key: str) -> torch.Tensor | None:
-        header = plan.inputs[index].header
+        model = plan.inputs[index]
+        header = model.header
+        if model.lora is not None:  # its delta for the key, from that key's modules only
+            return lora_delta(model.lora, key, lambda name: read_as_stored(index, name))
         if key not in header.tensors:
             return None
+        return read_as_stored(index, key)
+
+    def read_as_stored(index: int, key: str) -> torch.Tensor:
+        header = plan.inputs[index].header
         return as_merge_dtype(read_tensor(fds[index], header, key), options.device)
 
     def merge_one(tensor: OutputTensor) -> None:

@@ -51,7 +51,8 @@ class Step:
 
 
 def compile_recipe(recipe: Recipe) -> dict[int, Step | int]:
-    """Each expression as a :class:`Step` (merges) or the index of its input (models)."""
+    """Each expression as a :class:`Step` (merges) or the index of the input it reads (models,
+    and conversions of a model: see :func:`_converted`)."""
     catalogue = load_catalogue()
     compiled: dict[int, Step | int] = {}
     problems: list[Diagnostic] = []
@@ -61,6 +62,11 @@ def compile_recipe(recipe: Recipe) -> dict[int, Step | int]:
             compiled[index] = index
         elif isinstance(expression, Dict):
             dicts[index] = _block_values(expression, problems)
+        elif (
+            isinstance(expression, Merge)
+            and (source := _converted(expression, compiled)) is not None
+        ):
+            compiled[index] = source
         elif isinstance(expression, Merge) and expression.method.value in METHODS:
             method = catalogue.methods[expression.method.value]
             compiled[index] = _step(method, expression, dicts)
@@ -71,6 +77,19 @@ def compile_recipe(recipe: Recipe) -> dict[int, Step | int]:
     if problems:
         raise MircError(problems)
     return compiled
+
+
+def _converted(merge: Merge, compiled: Mapping[int, Step | int]) -> int | None:
+    """The input a conversion reads, when it converts a model: a kohya LoRA to its base's keys
+    (``convert_'sd1-kohya_kohya_lora'_to_base``, then ``convert_'sd1-kohya'_to_'sd1-ldm'``).
+    The plan maps the LoRA's keys onto its base and refuses any other model
+    (``lora.attach_loras``), so the conversion is that input read under the base's keys."""
+    method = load_catalogue().methods.get(merge.method.value)
+    if method is None or not method.conversion or len(merge.args) != 1 or merge.kwargs:
+        return None
+    source = merge.args[0]
+    node = compiled.get(source.index) if isinstance(source, Ref) else None
+    return node if isinstance(node, int) else None
 
 
 def _block_values(mapping: Dict, problems: list[Diagnostic]) -> dict[str, object]:
@@ -152,7 +171,10 @@ def evaluate_key(
     values: dict[int, Tensor | None] = {}
     for index in order:
         node = compiled[index]
-        values[index] = read(index, key) if isinstance(node, int) else _run(node, values.get, block)
+        if isinstance(node, int):  # a model, or a conversion reading one (already read)
+            values[index] = read(index, key) if node == index else values[node]
+        else:
+            values[index] = _run(node, values.get, block)
     return values[order[-1]]
 
 
@@ -228,4 +250,6 @@ def needed(compiled: Mapping[int, Step | int], output: int) -> Sequence[int]:
             for _, operand in node.arguments:
                 ops = operand if isinstance(operand[0], tuple) else (operand,)
                 stack.extend(op[1] for op in ops if op[0] == "ref")  # type: ignore[misc]
+        else:
+            stack.append(node)  # the model a conversion reads
     return sorted(seen)
