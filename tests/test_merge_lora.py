@@ -377,3 +377,24 @@ def test_names_give_sd_mechas_key_for_every_trainable_key() -> None:
                     assert naming.kohya_keys(key)[0] == tuple(kohya), key
                     checked += 1
         assert checked > 400, naming.lora_config
+
+
+def test_two_loras_in_any_order_apply_to_the_full_model(tmp_path: Path) -> None:
+    base = write_base(tmp_path / "base.safetensors", SD1_BASE)
+    write_lora(tmp_path / "one.safetensors", SD1_LORA, seed=1)
+    write_lora(tmp_path / "two.safetensors", SD1_LORA, seed=2)
+    text = (
+        'model "one"\nmodel "base"\nmodel "two"\n'
+        'merge "add_difference" &1 &0 alpha=0.5\nmerge "add_difference" &3 &2 alpha=0.25\n'
+        'merge "fallback" &4 &1\n'
+    )
+    merged = mirc_merge(tmp_path, text)
+    key = "cond_stage_model.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight"
+    stem = "lora_te_text_model_encoder_layers_0_self_attn_q_proj"
+    deltas = []
+    for name in ("one", "two"):
+        lora = safetensors.torch.load_file(str(tmp_path / f"{name}.safetensors"))
+        up, down = (lora[f"{stem}.lora_{p}.weight"].float() for p in ("up", "down"))
+        deltas.append((up @ down) * (lora[f"{stem}.alpha"].float() / RANK))
+    expected = base[key].float() + 0.5 * deltas[0] + 0.25 * deltas[1]
+    torch.testing.assert_close(merged[key], expected, rtol=1e-5, atol=1e-5)

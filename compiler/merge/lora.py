@@ -340,12 +340,15 @@ def check_coverage(
     lacking = [key for key in keys if not _has_value(compiled, order, inputs, key)]
     if not lacking:
         return []
-    model = recipe.expressions[loras[0].index]
+    lora = next(
+        (i for i in loras if i.lora is not None and lacking[0] not in i.lora.targets), loras[0]
+    )
+    model = recipe.expressions[lora.index]
     assert isinstance(model, Model)
     base = next(i.index for i in inputs.values() if i.lora is None)
     message = (
         f"the recipe gives no value for '{lacking[0]}' ({len(lacking)} keys): "
-        f"the LoRA '{loras[0].name}' does not train it"
+        f"the LoRA '{lora.name}' does not train it"
     )
     notes = (
         f'fall back on the base where the LoRA has no delta: merge "fallback" &{order[-1]} '
