@@ -103,18 +103,19 @@ def sd_mecha_merge(
 
 @contextlib.contextmanager
 def no_reads() -> Iterator[list[str]]:
-    """Fail if any tensor is read (the static checks must refuse before that)."""
-    from compiler.merge import evaluate
+    """Fail if any tensor is read (the static checks must refuse before that). The engine
+    imports ``read_tensor`` by name, so both modules' names are replaced."""
+    import pytest
 
-    original = evaluate.read_tensor
+    from compiler.merge import engine, evaluate
+
     calls: list[str] = []
 
     def refuse(fd: int, header: Any, key: str) -> torch.Tensor:
         calls.append(key)
         raise AssertionError(f"tensor {key} read")
 
-    evaluate.read_tensor = refuse  # type: ignore[assignment]
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate, "read_tensor", refuse)
+        patch.setattr(engine, "read_tensor", refuse, raising=False)
         yield calls
-    finally:
-        evaluate.read_tensor = original

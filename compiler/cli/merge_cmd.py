@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +39,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--threads", type=int, default=2, metavar="N", help="keys merged at once")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--dtype", choices=tuple(OUTPUT_DTYPES), default="fp16")
-    parser.add_argument("--model-dir", type=Path, metavar="DIR", help="where models are found")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        metavar="DIR",
+        help="where models are found; a MIR-id model is the file under DIR (or beside the "
+        "recipe) that identifies as it",
+    )
     parser.add_argument(
         "--missing",
         choices=MISSING_POLICIES,
@@ -51,10 +58,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     # imported here: the merge engine imports torch, which other commands never need
+    from compiler.identify import registry_identifier
     from compiler.merge.blocks import registry_matcher
     from compiler.merge.engine import MergeOptions, merge_recipe
 
     spec_dir = default_spec_dir()
+    linked = functools.cache(lambda: check_registry(spec_dir).linked)
     options = MergeOptions(
         recipe=args.recipe,
         output=args.output,
@@ -64,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         missing=args.missing,
         resolver=lazy_resolver(spec_dir),
-        family=registry_matcher(lambda: check_registry(spec_dir).linked),
+        family=registry_matcher(linked),
+        identify=registry_identifier(linked),
     )
     if sys.stderr.isatty() and not args.json:
         result = _with_progress(options)

@@ -36,6 +36,8 @@ from compiler.merge.evaluate import (
 )
 from compiler.merge.inputs import ModelInput, check_compatible, resolve_inputs
 from compiler.merge.keyplan import plan_shapes
+from compiler.merge.locate import Identifier
+from compiler.merge.lora import attach_loras, check_coverage, lora_delta
 from compiler.merge.output import OutputFile, OutputLayout, OutputTensor, plan_layout
 from compiler.tensorfile import layout_digest
 
@@ -54,6 +56,7 @@ class MergeOptions:
     missing: str = "error"
     resolver: MirResolver | None = None
     family: FamilyMatcher | None = field(default=None, compare=False)
+    identify: Identifier | None = field(default=None, compare=False)  # finds MIR-id models
     progress: Progress | None = field(default=None, compare=False)
 
 
@@ -85,17 +88,23 @@ def plan_merge(options: MergeOptions) -> MergePlan:
     compiled = compile_recipe(recipe)
     output = len(recipe.expressions) - 1
     used = set(needed(compiled, output))
-    found = resolve_inputs(recipe, options.recipe.parent, options.model_dir)
-    inputs = {i.index: i for i in found if i.index in used}
-    problems = check_compatible(list(inputs.values()), options.missing)
+    found = resolve_inputs(
+        recipe, options.recipe.parent, options.model_dir, options.identify, (options.output,)
+    )
+    inputs = attach_loras(recipe, compiled, {i.index: i for i in found if i.index in used})
+    full = {index: i for index, i in inputs.items() if i.lora is None}  # LoRAs map onto these
+    problems = check_compatible(list(full.values()), options.missing)
     if problems:
         raise MircError(problems)
-    family = _family(
-        options, list(inputs.values()), uses_blocks(compiled, needed(compiled, output))
-    )
-    sources = _sources(inputs)
-    held = {key: inputs[owners[0]].header.tensors[key].shape for key, owners in sources.items()}
-    shapes = plan_shapes(recipe, compiled, needed(compiled, output), held, family)
+    family = _family(options, list(full.values()), uses_blocks(compiled, needed(compiled, output)))
+    sources = _sources(full)
+    order = needed(compiled, output)
+    held = {key: full[owners[0]].header.tensors[key].shape for key, owners in sources.items()}
+    shapes = plan_shapes(recipe, compiled, order, held, family)  # keys given no value left out
+    if options.missing == "error" and (
+        problems := check_coverage(recipe, compiled, order, inputs, shapes)
+    ):
+        raise MircError(problems)
     tensors = {
         key: _output_type(inputs, sources[key], key, options.dtype, shape)
         for key, shape in shapes.items()
@@ -210,9 +219,16 @@ def _key_merger(
     order = needed(compiled, output_index)
 
     def read(index: int, key: str) -> torch.Tensor | None:
-        header = plan.inputs[index].header
+        model = plan.inputs[index]
+        header = model.header
+        if model.lora is not None:  # its delta for the key, from that key's modules only
+            return lora_delta(model.lora, key, lambda name: read_as_stored(index, name))
         if key not in header.tensors:
             return None
+        return read_as_stored(index, key)
+
+    def read_as_stored(index: int, key: str) -> torch.Tensor:
+        header = plan.inputs[index].header
         return as_merge_dtype(read_tensor(fds[index], header, key), options.device)
 
     def merge_one(tensor: OutputTensor) -> None:

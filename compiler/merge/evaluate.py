@@ -88,7 +88,8 @@ Node = Step | LiteralValues | int
 
 def compile_recipe(recipe: Recipe) -> dict[int, Node]:
     """Each expression as a :class:`Step` (merges), :class:`LiteralValues` (literals) or the
-    index of its input (models); ``dict`` lines are read where they are used."""
+    index of the input it reads (models, and conversions of a model: see :func:`_converted`);
+    ``dict`` lines are read where they are used."""
     catalogue = load_catalogue()
     compiled: dict[int, Node] = {}
     problems: list[Diagnostic] = []
@@ -100,6 +101,8 @@ def compile_recipe(recipe: Recipe) -> dict[int, Node]:
             dicts[index] = expression
         elif isinstance(expression, Literal):
             compiled[index] = _literal(expression, dicts, problems)
+        elif (source := _converted(expression, compiled)) is not None:
+            compiled[index] = source
         elif expression.method.value in METHODS:
             method = catalogue.methods[expression.method.value]
             compiled[index] = _step(method, expression, (dicts, problems))
@@ -126,6 +129,19 @@ def _literal(literal: Literal, dicts: Mapping[int, Dict], problems: list[Diagnos
     # sd-mecha's block configs are the ``<architecture>-supermerger_blocks`` ones
     by_block = not isinstance(config, Str) or config.value.endswith("_blocks")
     return LiteralValues(values, by_block)
+
+
+def _converted(merge: Merge, compiled: Mapping[int, Node]) -> int | None:
+    """The input a conversion reads, when it converts a model: a kohya LoRA to its base's keys
+    (``convert_'sd1-kohya_kohya_lora'_to_base``, then ``convert_'sd1-kohya'_to_'sd1-ldm'``).
+    The plan maps the LoRA's keys onto its base and refuses any other model
+    (``lora.attach_loras``), so the conversion is that input read under the base's keys."""
+    method = load_catalogue().methods.get(merge.method.value)
+    if method is None or not method.conversion or len(merge.args) != 1 or merge.kwargs:
+        return None
+    source = merge.args[0]
+    node = compiled.get(source.index) if isinstance(source, Ref) else None
+    return node if isinstance(node, int) else None
 
 
 def _block_values(mapping: Dict, problems: list[Diagnostic]) -> dict[str, object]:
@@ -235,8 +251,8 @@ def evaluate_key(
     values: dict[int, object] = {}
     for index in order:
         node = compiled[index]
-        if isinstance(node, int):
-            values[index] = read(index, key)
+        if isinstance(node, int):  # a model, or a conversion reading one (already read)
+            values[index] = read(index, key) if node == index else values[node]
         elif isinstance(node, LiteralValues):
             found = node.operand(key, block)
             values[index] = None if found is None else _resolve(found, False, values.get, place)
@@ -324,5 +340,8 @@ def needed(compiled: Mapping[int, Node], output: int) -> Sequence[int]:
         if index in seen:
             continue
         seen.add(index)
-        stack.extend(op[1] for op in operands(compiled[index]) if op[0] == "ref")  # type: ignore[misc]
+        node = compiled[index]
+        if isinstance(node, int) and node != index:
+            stack.append(node)  # the model a conversion reads
+        stack.extend(op[1] for op in operands(node) if op[0] == "ref")  # type: ignore[misc]
     return sorted(seen)
