@@ -2,8 +2,9 @@
 
 The output header is written first, so each key's shape comes from walking the recipe over the
 inputs' header shapes: a model gives its tensor's shape, a literal its value's (a number is
-0-d, as sd-mecha writes it), a method the shape of its first tensor argument unless it declares
-another (``OUTPUT_SHAPES``: ``stack`` adds a leading dimension). ``pick_component``,
+0-d, as sd-mecha writes it), a method the shape of its first argument that is not 0-d (numbers
+broadcast) unless it declares another (``OUTPUT_SHAPES``: ``stack`` adds a leading dimension);
+``fallback`` the shape of its first argument with a value. ``pick_component``,
 ``omit_component`` and a literal without a value for the key give nothing, and the key is left
 out of the output as sd-mecha leaves it out.
 
