@@ -28,7 +28,8 @@ from compiler.plan import plan_params_file, plan_variant
 from compiler.plan.loader import TEMPLATE as LOADER_TEMPLATE
 from compiler.plan.loader import plan_loader, plan_loader_runtime
 from compiler.plan.model import PlannedFile
-from compiler.plan.trainer import plan_training_files
+from compiler.plan.trainer import TEMPLATE as TRAINING_TEMPLATE
+from compiler.plan.trainer import plan_training_files, plan_training_runtime
 from compiler.registry import check_registry
 from compiler.render import RenderError, render
 from compiler.resources import PACKAGE_DIR, data_dir
@@ -101,6 +102,8 @@ def plan_files(linked: LinkedRegistry) -> list[PlannedFile]:
         planned.extend(_series_files(linked, series))
     if any(f.template == LOADER_TEMPLATE for f in planned):
         planned.append(plan_loader_runtime())
+    if any(f.template == TRAINING_TEMPLATE for f in planned):
+        planned.append(plan_training_runtime())
     planned.append(_upstream_file(linked))
     return sorted(planned, key=lambda f: f.path)
 
