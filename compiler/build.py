@@ -120,7 +120,7 @@ def _series_files(linked: LinkedRegistry, series: Series) -> Iterator[PlannedFil
     plans = {v.id: plan_variant(linked, v) for _, v in sorted(series.variants.items())}
     for plan in plans.values():
         yield plan_params_file(plan, series.path)
-    loader = plan_loader(linked, series, plans)
+    loader = plan_loader(linked, series)
     if loader is not None:
         yield loader
     yield from plan_training_files(linked, series, plans)

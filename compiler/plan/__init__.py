@@ -74,7 +74,8 @@ def plan_variant(linked: LinkedRegistry, variant: Variant) -> VariantPlan:
                 counts.network, variant.dimensions, variant.training, resolution
             )
             training = plan_training(target, train_in)
-        plans.append(TargetPlan(target_id, plan_inference(target, given), training))
+        inference = plan_inference(target, given)
+        plans.append(TargetPlan(target_id, target.device, inference, training))
     return VariantPlan(variant.id, counts, work, tuple(plans))
 
 
