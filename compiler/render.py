@@ -21,7 +21,6 @@ running it) before it is accepted.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 import shlex
@@ -30,6 +29,7 @@ from typing import Any
 
 import jinja2
 
+from compiler import jsontext
 from compiler.resources import data_dir
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
@@ -201,7 +201,7 @@ def shellword(value: Any) -> str:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
+    return jsontext.dumps(value, indent=2, sort_keys=True, allow_nan=False)
 
 
 # What Markdown (with tables, attribute lists and inline HTML) reads as markup anywhere in a line.

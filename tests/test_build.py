@@ -120,6 +120,29 @@ def test_template_error_leaves_generated_unchanged(tmp_path: Path) -> None:
     assert read_tree(out) == before
 
 
+@pytest.mark.parametrize(
+    ("line", "finding"),
+    [("\n\nX = SERIES == None\n", "E711"), ("X=1\n", "would be reformatted")],
+    ids=["ruff-check", "ruff-format"],
+)
+def test_generated_python_that_fails_ruff_is_not_written(
+    tmp_path: Path, line: str, finding: str
+) -> None:
+    spec = toy_registry(tmp_path)
+    out = tmp_path / "generated"
+    build(spec, out)
+    before = read_tree(out)
+    broken = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", broken)
+    (broken / "loader.py.j2").write_text((broken / "loader.py.j2").read_text() + line)
+    result = build(spec, out, templates=broken)
+    assert not result.ok and result.diagnostics[0].code == "build-lint"
+    message = result.diagnostics[0].message
+    assert finding in message and "generated/loaders/unet/toy.py" in message
+    assert read_tree(out) == before
+    assert not list(tmp_path.glob(".generated.*"))
+
+
 def test_rejected_registry_writes_nothing(tmp_path: Path) -> None:
     spec = toy_registry(tmp_path)
     out = tmp_path / "generated"
