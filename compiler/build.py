@@ -5,6 +5,12 @@ incremental: ``generated/manifest.json`` records a digest of every input (spec f
 templates, mirc's own source) and, per output, the digest of what it was rendered from. When no
 input changed and the outputs are intact nothing is read, rendered or written; otherwise only
 outputs whose template or values changed are rendered again.
+
+Safe (RELIABILITY rule 6): every rendered ``.py`` is compiled as it is rendered, and the fresh
+ones pass ``ruff check`` and ``ruff format --check`` (ruff's own binary, two processes started
+as soon as the Python files are rendered, so they run while the JSON renders) before the new
+tree can replace ``generated/``. Files go into the staging tree as they are rendered; a failed
+render or lint leaves ``generated/`` as it was.
 """
 
 from __future__ import annotations

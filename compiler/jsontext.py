@@ -33,35 +33,47 @@ def dumps(value: Any, indent: int = 2, sort_keys: bool = False, allow_nan: bool 
 def _writer(step: str, sort_keys: bool, allow_nan: bool) -> Callable[[Any, str], str]:
     """The function that writes a value whose first line continues a line and whose other
     lines start with ``newline`` (a line break and the indentation of the line it began on);
-    one closure, as this runs once per container."""
-    scalar = json.JSONEncoder(allow_nan=allow_nan).encode
+    closures, as this runs once per container, and scalars written in the loop that meets them
+    (most values are)."""
     quote = encode_basestring_ascii
+    floats = json.JSONEncoder(allow_nan=allow_nan).encode
+
+    def scalar(value: Any) -> str:
+        kind = type(value)
+        if kind is int:
+            return int.__repr__(value)
+        if value is None or kind is bool:
+            return "true" if value is True else "false" if value is False else "null"
+        if kind is float:
+            return floats(value)  # NaN and the infinities by json's rules
+        raise _Unusual
 
     def text(value: Any, newline: str) -> str:
         kind = type(value)
-        if kind is str:
-            return quote(value)
         if kind is dict:
-            if not value:
-                return "{}"
-            inner = newline + step
-            try:  # keys that are not strings: json's own rules turn them into strings
-                keys = sorted(value) if sort_keys else value
-                items = [quote(k) + ": " + text(value[k], inner) for k in keys]
-            except TypeError as exc:
-                raise _Unusual from exc
-            return "{" + inner + ("," + inner).join(items) + newline + "}"
+            return mapping(value, newline) if value else "{}"
         if kind is list or kind is tuple:
             if not value:
                 return "[]"
             inner = newline + step
             return "[" + inner + ("," + inner).join([text(v, inner) for v in value]) + newline + "]"
-        if kind is int:
-            return int.__repr__(value)
-        if kind is bool or value is None:
-            return "true" if value is True else "false" if value is False else "null"
-        if kind is float:
-            return scalar(value)  # NaN and the infinities by json's rules
-        raise _Unusual
+        return quote(value) if kind is str else scalar(value)
+
+    def mapping(value: dict[Any, Any], newline: str) -> str:
+        inner = newline + step
+        items = []
+        try:  # keys that are not strings: json's own rules turn them into strings
+            for key in sorted(value) if sort_keys else value:
+                item = value[key]
+                kind = type(item)
+                if kind is str:
+                    items.append(quote(key) + ": " + quote(item))
+                elif kind is dict or kind is list or kind is tuple:
+                    items.append(quote(key) + ": " + text(item, inner))
+                else:
+                    items.append(quote(key) + ": " + scalar(item))
+        except TypeError as exc:
+            raise _Unusual from exc
+        return "{" + inner + ("," + inner).join(items) + newline + "}"
 
     return text

@@ -43,7 +43,7 @@ def test_build_writes_params_with_reasons_and_headers(tmp_path: Path) -> None:
     spec = toy_registry(tmp_path)
     result = build(spec, tmp_path / "generated")
     assert result.ok, result.diagnostics
-    document = json.loads((tmp_path / "generated/params/unet/toy/base.json").read_text())
+    document = json.loads((tmp_path / "generated/params/unet/toy.base.json").read_text())
     assert document["_generated"]["from"] == "spec/models/unet/toy.yaml"
     offload = document["targets"]["big"]["inference"]["offload"]
     assert set(offload) == {"value", "reason"} and offload["reason"]
@@ -102,7 +102,7 @@ def test_changing_one_spec_renders_only_its_files(tmp_path: Path) -> None:
     second = build(spec, out)
     # three parameter files, the toy series' loader, the loaders' shared runtime, mir.json
     assert second.ok and (first.rendered, second.rendered) == (6, 3)
-    assert second.changed == ["loaders/unet/toy.py", "mir.json", "params/unet/toy/tiny.json"]
+    assert second.changed == ["loaders/unet/toy.py", "mir.json", "params/unet/toy.tiny.json"]
 
 
 def test_template_error_leaves_generated_unchanged(tmp_path: Path) -> None:
@@ -186,11 +186,11 @@ def test_check_reports_stale_output_with_the_fix(tmp_path: Path) -> None:
     out = tmp_path / "generated"
     build(spec, out)
     assert run_mirc("build", "--check", "--spec", str(spec), "--out", str(out)).status == 0
-    target = out / "params/unet/toy/base.json"
+    target = out / "params/unet/toy.base.json"
     target.write_text(target.read_text().replace('"targets"', '"TARGETS"'))
     run = run_mirc("build", "--check", "--spec", str(spec), "--out", str(out))
     assert run.status == 1
-    assert "generated/params/unet/toy/base.json" in run.out
+    assert "generated/params/unet/toy.base.json" in run.out
     assert "run `mirc build` to update" in run.err
     assert "TARGETS" in target.read_text()  # --check wrote nothing
 

@@ -277,8 +277,8 @@ def test_context_is_finished_sorted_plain_data(registry: dict[str, PlannedFile])
     }
     assert base["single_file"] is True and base["denoiser"] == "unet"
     # the planned settings live once, in the parameters file, found from the module's folder
-    assert base["params"] == "../../params/unet/tiny-sd/base.json"
-    assert context["variants"]["turbo"]["params"] == "../../params/unet/tiny-sd/turbo.json"
+    assert base["params"] == "../../params/unet/tiny-sd.base.json"
+    assert context["variants"]["turbo"]["params"] == "../../params/unet/tiny-sd.turbo.json"
     assert registry["mir:info.aet.tiny-clip"].context["variants"]["base"]["single_file"] is False
 
 

@@ -192,6 +192,25 @@ def test_one_script_per_target_and_launch_files_for_several_devices(workspace: W
         assert done.returncode == 0
 
 
+def test_a_script_finds_its_runtime_by_its_own_path(workspace: Workspace, tmp_path: Path) -> None:
+    """The shared code is found from the script's file, never the working folder: a script
+    copied away from generated/ says what is missing instead of importing something else."""
+    runtime = workspace.root / "generated" / "training" / "runtime.py"
+    assert load_script(workspace.script("cpu")).runtime.__file__ == str(runtime)
+    lone = tmp_path / "a" / "b" / "c" / "cpu.py"
+    lone.parent.mkdir(parents=True)
+    lone.write_text(workspace.files[f"{FOLDER}/cpu.py"], encoding="utf-8")
+    (tmp_path / "runtime.py").write_text("raise SystemExit('wrong runtime')\n")
+    done = subprocess.run(
+        [sys.executable, str(lone), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 1 and "the shared training code is missing" in done.stderr
+
+
 def test_generated_python_passes_ruff(workspace: Workspace) -> None:
     scripts = [str(workspace.root / "generated" / p) for p in workspace.files if p.endswith(".py")]
     config = ["--config", str(ROOT / "pyproject.toml")]

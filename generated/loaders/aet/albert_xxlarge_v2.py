@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.albert-xxlarge-v2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/albert-xxlarge-v2/base.json",
+        "params": "../../params/aet/albert-xxlarge-v2.base.json",
         "repo": "albert/albert-xxlarge-v2",
         "scheduler": None,
         "single_file": False,

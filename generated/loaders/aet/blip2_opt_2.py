@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.blip2-opt-2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/blip2-opt-2/base.json",
+        "params": "../../params/aet/blip2-opt-2.base.json",
         "repo": "Salesforce/blip2-opt-2.7b",
         "scheduler": None,
         "single_file": False,

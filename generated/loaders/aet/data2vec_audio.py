@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.data2vec-audio:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/data2vec-audio/base.json",
+        "params": "../../params/aet/data2vec-audio.base.json",
         "repo": "facebook/data2vec-audio-base-960h",
         "scheduler": None,
         "single_file": False,

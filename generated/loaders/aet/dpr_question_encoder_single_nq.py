@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.dpr-question-encoder-single-nq:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/dpr-question-encoder-single-nq/base.json",
+        "params": "../../params/aet/dpr-question-encoder-single-nq.base.json",
         "repo": "facebook/dpr-question_encoder-single-nq-base",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.hubert:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/hubert/base.json",
+        "params": "../../params/aet/hubert.base.json",
         "repo": "facebook/hubert-base-ls960",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.lightglue-superpoint:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/lightglue-superpoint/base.json",
+        "params": "../../params/aet/lightglue-superpoint.base.json",
         "repo": "ETH-CVG/lightglue_superpoint",
         "scheduler": None,
         "single_file": False,

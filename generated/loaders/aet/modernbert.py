@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.modernbert:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/modernbert/base.json",
+        "params": "../../params/aet/modernbert.base.json",
         "repo": "answerdotai/ModernBERT-base",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.sew:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/sew/base.json",
+        "params": "../../params/aet/sew.base.json",
         "repo": "asapp/sew-tiny-100k",
         "scheduler": None,
         "single_file": False,

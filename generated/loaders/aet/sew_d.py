@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.sew-d:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/sew-d/base.json",
+        "params": "../../params/aet/sew-d.base.json",
         "repo": "asapp/sew-d-tiny-100k",
         "scheduler": None,
         "single_file": False,

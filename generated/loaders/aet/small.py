@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.small:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/small/base.json",
+        "params": "../../params/aet/small.base.json",
         "repo": "funnel-transformer/small",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.unispeech:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/unispeech/base.json",
+        "params": "../../params/aet/unispeech.base.json",
         "repo": "microsoft/unispeech-large-1500h-cv",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.unispeech-sat:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/unispeech-sat/base.json",
+        "params": "../../params/aet/unispeech-sat.base.json",
         "repo": "microsoft/unispeech-sat-base-100h-libri-ft",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.wav2vec2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/wav2vec2/base.json",
+        "params": "../../params/aet/wav2vec2.base.json",
         "repo": "facebook/wav2vec2-base-960h",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.wav2vec2-conformer-rel-pos:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/wav2vec2-conformer-rel-pos/base.json",
+        "params": "../../params/aet/wav2vec2-conformer-rel-pos.base.json",
         "repo": "facebook/wav2vec2-conformer-rel-pos-large",
         "scheduler": None,
         "single_file": False,

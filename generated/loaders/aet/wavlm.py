@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.wavlm:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/wavlm/base.json",
+        "params": "../../params/aet/wavlm.base.json",
         "repo": "microsoft/wavlm-base",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.aet.whisper:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/aet/whisper/base.json",
+        "params": "../../params/aet/whisper.base.json",
         "repo": "openai/whisper-tiny",
         "scheduler": None,
         "single_file": False,

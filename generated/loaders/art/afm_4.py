@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.afm-4:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/afm-4/base.json",
+        "params": "../../params/art/afm-4.base.json",
         "repo": "arcee-ai/AFM-4.5B",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.aria:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/aria/base.json",
+        "params": "../../params/art/aria.base.json",
         "repo": "rhymes-ai/Aria",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.ast-finetuned-audioset-10:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/ast-finetuned-audioset-10/base.json",
+        "params": "../../params/art/ast-finetuned-audioset-10.base.json",
         "repo": "MIT/ast-finetuned-audioset-10-10-0.4593",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.biogpt:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/biogpt/base.json",
+        "params": "../../params/art/biogpt.base.json",
         "repo": "microsoft/biogpt",
         "scheduler": None,
         "single_file": False,

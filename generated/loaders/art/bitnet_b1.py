@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.bitnet-b1:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/bitnet-b1/base.json",
+        "params": "../../params/art/bitnet-b1.base.json",
         "repo": "microsoft/bitnet-b1.58-2B-4T",
         "scheduler": None,
         "single_file": False,

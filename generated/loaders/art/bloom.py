@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.bloom:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/bloom/base.json",
+        "params": "../../params/art/bloom.base.json",
         "repo": "bigscience/bloom",
         "scheduler": None,
         "single_file": False,

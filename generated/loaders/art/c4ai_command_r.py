@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.c4ai-command-r:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/c4ai-command-r/base.json",
+        "params": "../../params/art/c4ai-command-r.base.json",
         "repo": "CohereLabs/c4ai-command-r7b-12-2024",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.c4ai-command-r-v01:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/c4ai-command-r-v01/base.json",
+        "params": "../../params/art/c4ai-command-r-v01.base.json",
         "repo": "CohereForAI/c4ai-command-r-v01",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.chameleon:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/chameleon/base.json",
+        "params": "../../params/art/chameleon.base.json",
         "repo": "meta/chameleon-7B",
         "scheduler": None,
         "single_file": False,

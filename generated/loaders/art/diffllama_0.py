@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.diffllama-0:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/diffllama-0/base.json",
+        "params": "../../params/art/diffllama-0.base.json",
         "repo": "kajuma/DiffLlama-0.3B-handcut",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.dots-llm1-base:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/dots-llm1-base/base.json",
+        "params": "../../params/art/dots-llm1-base.base.json",
         "repo": "rednote-hilab/dots.llm1.base",
         "scheduler": None,
         "single_file": False,

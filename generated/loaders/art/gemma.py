@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.gemma:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/gemma/base.json",
+        "params": "../../params/art/gemma.base.json",
         "repo": "google/gemma-7b",
         "scheduler": None,
         "single_file": False,

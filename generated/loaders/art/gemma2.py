@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.gemma2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/gemma2/base.json",
+        "params": "../../params/art/gemma2.base.json",
         "repo": "google/gemma2-7b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.gemma3-text:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/gemma3-text/base.json",
+        "params": "../../params/art/gemma3-text.base.json",
         "repo": "google/gemma3_text-7b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.glm-4:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/glm-4/base.json",
+        "params": "../../params/art/glm-4.base.json",
         "repo": "THUDM/glm-4-9b-chat",
         "scheduler": None,
         "single_file": False,

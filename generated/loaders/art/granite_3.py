@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.granite-3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/granite-3/base.json",
+        "params": "../../params/art/granite-3.base.json",
         "repo": "ibm-granite/granite-3.3-2b-base",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.helium:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/helium/base.json",
+        "params": "../../params/art/helium.base.json",
         "repo": "kyutai/helium-2b",
         "scheduler": None,
         "single_file": False,

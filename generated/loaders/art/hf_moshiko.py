@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.hf-moshiko:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/hf-moshiko/base.json",
+        "params": "../../params/art/hf-moshiko.base.json",
         "repo": "kmhf/hf-moshiko",
         "scheduler": None,
         "single_file": False,

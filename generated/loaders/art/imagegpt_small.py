@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.imagegpt-small:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/imagegpt-small/base.json",
+        "params": "../../params/art/imagegpt-small.base.json",
         "repo": "openai/imagegpt-small",
         "scheduler": None,
         "single_file": False,

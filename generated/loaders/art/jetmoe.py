@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.jetmoe:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/jetmoe/base.json",
+        "params": "../../params/art/jetmoe.base.json",
         "repo": "jetmoe/jetmoe-8b",
         "scheduler": None,
         "single_file": False,

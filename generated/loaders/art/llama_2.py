@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.llama-2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/llama-2/base.json",
+        "params": "../../params/art/llama-2.base.json",
         "repo": "meta-llama/Llama-2-7b-hf",
         "scheduler": None,
         "single_file": False,

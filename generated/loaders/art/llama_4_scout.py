@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.llama-4-scout:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/llama-4-scout/base.json",
+        "params": "../../params/art/llama-4-scout.base.json",
         "repo": "meta-llama/Llama-4-Scout-17B-16E",
         "scheduler": None,
         "single_file": False,

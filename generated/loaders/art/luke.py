@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.luke:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/luke/base.json",
+        "params": "../../params/art/luke.base.json",
         "repo": "studio-ousia/luke-base",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.minimax-text-01-hf:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/minimax-text-01-hf/base.json",
+        "params": "../../params/art/minimax-text-01-hf.base.json",
         "repo": "MiniMaxAI/MiniMax-Text-01-hf",
         "scheduler": None,
         "single_file": False,

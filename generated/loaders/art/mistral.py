@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.mistral:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/mistral/base.json",
+        "params": "../../params/art/mistral.base.json",
         "repo": "mistralai/Mistral-7B-v0.1",
         "scheduler": None,
         "single_file": False,

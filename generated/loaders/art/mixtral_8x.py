@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.mixtral-8x:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/mixtral-8x/base.json",
+        "params": "../../params/art/mixtral-8x.base.json",
         "repo": "mixtralai/Mixtral-8x7B",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.mms-tts-eng:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/mms-tts-eng/base.json",
+        "params": "../../params/art/mms-tts-eng.base.json",
         "repo": "facebook/mms-tts-eng",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.moe:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/moe/base.json",
+        "params": "../../params/art/moe.base.json",
         "repo": "ibm-research/moe-7b-1b-active-shared-experts",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.mpt:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/mpt/base.json",
+        "params": "../../params/art/mpt.base.json",
         "repo": "mosaicml/mpt-7b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.musicgen-melody:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/musicgen-melody/base.json",
+        "params": "../../params/art/musicgen-melody.base.json",
         "repo": "facebook/musicgen-melody",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.musicgen-small:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/musicgen-small/base.json",
+        "params": "../../params/art/musicgen-small.base.json",
         "repo": "facebook/musicgen-small",
         "scheduler": None,
         "single_file": False,

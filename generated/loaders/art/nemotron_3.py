@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.nemotron-3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/nemotron-3/base.json",
+        "params": "../../params/art/nemotron-3.base.json",
         "repo": "nvidia/nemotron-3-8b-base-4k-hf",
         "scheduler": None,
         "single_file": False,

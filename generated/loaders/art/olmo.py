@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.olmo:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/olmo/base.json",
+        "params": "../../params/art/olmo.base.json",
         "repo": "allenai/OLMo-7B-hf",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.olmo2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/olmo2/base.json",
+        "params": "../../params/art/olmo2.base.json",
         "repo": "allenai/Olmo2-7B-1124-hf",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.olmoe:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/olmoe/base.json",
+        "params": "../../params/art/olmoe.base.json",
         "repo": "allenai/OLMoE-1B-7B-0924",
         "scheduler": None,
         "single_file": False,

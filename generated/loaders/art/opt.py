@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.opt:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/opt/base.json",
+        "params": "../../params/art/opt.base.json",
         "repo": "facebook/opt-350m",
         "scheduler": None,
         "single_file": False,

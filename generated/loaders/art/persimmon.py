@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.persimmon:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/persimmon/base.json",
+        "params": "../../params/art/persimmon.base.json",
         "repo": "adept/persimmon-8b-base",
         "scheduler": None,
         "single_file": False,

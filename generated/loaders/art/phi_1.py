@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.phi-1:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/phi-1/base.json",
+        "params": "../../params/art/phi-1.base.json",
         "repo": "microsoft/phi-1",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.phi-3-mini:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/phi-3-mini/base.json",
+        "params": "../../params/art/phi-3-mini.base.json",
         "repo": "microsoft/Phi-3-mini-4k-instruct",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.phi-3-moe-instruct:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/phi-3-moe-instruct/base.json",
+        "params": "../../params/art/phi-3-moe-instruct.base.json",
         "repo": "microsoft/Phi-3.5-MoE-instruct",
         "scheduler": None,
         "single_file": False,

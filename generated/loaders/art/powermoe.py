@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.powermoe:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/powermoe/base.json",
+        "params": "../../params/art/powermoe.base.json",
         "repo": "ibm-research/PowerMoE-3b",
         "scheduler": None,
         "single_file": False,

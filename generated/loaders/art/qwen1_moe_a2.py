@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.qwen1-moe-a2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/qwen1-moe-a2/base.json",
+        "params": "../../params/art/qwen1-moe-a2.base.json",
         "repo": "Qwen/Qwen1.5-MoE-A2.7B",
         "scheduler": None,
         "single_file": False,

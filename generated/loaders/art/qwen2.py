@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.qwen2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/qwen2/base.json",
+        "params": "../../params/art/qwen2.base.json",
         "repo": "Qwen/Qwen2-7B-beta",
         "scheduler": None,
         "single_file": False,

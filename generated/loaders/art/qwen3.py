@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.qwen3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/qwen3/base.json",
+        "params": "../../params/art/qwen3.base.json",
         "repo": "Qwen/Qwen3-15B-A2B",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.smollm3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/smollm3/base.json",
+        "params": "../../params/art/smollm3.base.json",
         "repo": "HuggingFaceTB/SmolLM3-3B",
         "scheduler": None,
         "single_file": False,

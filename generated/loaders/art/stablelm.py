@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.stablelm:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/stablelm/base.json",
+        "params": "../../params/art/stablelm.base.json",
         "repo": "stabilityai/stablelm-3b-4e1t",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.starcoder2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/starcoder2/base.json",
+        "params": "../../params/art/starcoder2.base.json",
         "repo": "bigcode/starcoder2-7b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.tiny-deepseek-v3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/tiny-deepseek-v3/base.json",
+        "params": "../../params/art/tiny-deepseek-v3.base.json",
         "repo": "bzantium/tiny-deepseek-v3",
         "scheduler": None,
         "single_file": False,

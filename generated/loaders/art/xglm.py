@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.art.xglm:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/art/xglm/base.json",
+        "params": "../../params/art/xglm.base.json",
         "repo": "facebook/xglm-564M",
         "scheduler": None,
         "single_file": False,

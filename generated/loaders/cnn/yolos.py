@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.cnn.yolos:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/cnn/yolos/base.json",
+        "params": "../../params/cnn/yolos.base.json",
         "repo": "hustvl/yolos-base",
         "scheduler": None,
         "single_file": False,

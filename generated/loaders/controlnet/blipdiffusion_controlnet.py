@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.controlnet.blipdiffusion-controlnet:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/controlnet/blipdiffusion-controlnet/base.json",
+        "params": "../../params/controlnet/blipdiffusion-controlnet.base.json",
         "repo": "Salesforce/blipdiffusion-controlnet",
         "scheduler": None,
         "single_file": False,

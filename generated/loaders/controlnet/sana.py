@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.controlnet.sana:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/controlnet/sana/base.json",
+        "params": "../../params/controlnet/sana.base.json",
         "repo": "ishan24/Sana_600M_1024px_ControlNetPlus_diffusers",
         "scheduler": None,
         "single_file": False,

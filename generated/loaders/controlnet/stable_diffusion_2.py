@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.controlnet.stable-diffusion-2:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/controlnet/stable-diffusion-2/base.json",
+        "params": "../../params/controlnet/stable-diffusion-2.base.json",
         "repo": "stabilityai/stable-diffusion-2-1-base",
         "scheduler": None,
         "single_file": True,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.controlnet.stable-diffusion-xl:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/controlnet/stable-diffusion-xl/base.json",
+        "params": "../../params/controlnet/stable-diffusion-xl.base.json",
         "repo": "stabilityai/stable-diffusion-xl-base-1.0",
         "scheduler": None,
         "single_file": True,

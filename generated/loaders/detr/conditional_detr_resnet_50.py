@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.conditional-detr-resnet-50:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/conditional-detr-resnet-50/base.json",
+        "params": "../../params/detr/conditional-detr-resnet-50.base.json",
         "repo": "microsoft/conditional-detr-resnet-50",
         "scheduler": None,
         "single_file": False,

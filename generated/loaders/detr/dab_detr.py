@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.dab-detr:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/dab-detr/base.json",
+        "params": "../../params/detr/dab-detr.base.json",
         "repo": "IDEA-Research/dab_detr-base",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.deformable-detr:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/deformable-detr/base.json",
+        "params": "../../params/detr/deformable-detr.base.json",
         "repo": "SenseTime/deformable-detr",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.detr-resnet-50:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/detr-resnet-50/base.json",
+        "params": "../../params/detr/detr-resnet-50.base.json",
         "repo": "facebook/detr-resnet-50",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.dfine-xlarge-coco:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/dfine-xlarge-coco/base.json",
+        "params": "../../params/detr/dfine-xlarge-coco.base.json",
         "repo": "ustc-community/dfine-xlarge-coco",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.grounding-dino:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/grounding-dino/base.json",
+        "params": "../../params/detr/grounding-dino.base.json",
         "repo": "IDEA-Research/grounding-dino-tiny",
         "scheduler": None,
         "single_file": False,

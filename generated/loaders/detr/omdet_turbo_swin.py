@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.omdet-turbo-swin:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/omdet-turbo-swin/base.json",
+        "params": "../../params/detr/omdet-turbo-swin.base.json",
         "repo": "omlab/omdet-turbo-swin-tiny-hf",
         "scheduler": None,
         "single_file": False,

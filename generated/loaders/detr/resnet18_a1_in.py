@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.resnet18-a1-in:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/resnet18-a1-in/base.json",
+        "params": "../../params/detr/resnet18-a1-in.base.json",
         "repo": "timm/resnet18.a1_in1k",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.rtdetr-r18vd:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/rtdetr-r18vd/base.json",
+        "params": "../../params/detr/rtdetr-r18vd.base.json",
         "repo": "PekingU/rtdetr_r18vd",
         "scheduler": None,
         "single_file": False,

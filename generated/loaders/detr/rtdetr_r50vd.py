@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.rtdetr-r50vd:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/rtdetr-r50vd/base.json",
+        "params": "../../params/detr/rtdetr-r50vd.base.json",
         "repo": "PekingU/rtdetr_r50vd",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.detr.table-transformer-detection:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/detr/table-transformer-detection/base.json",
+        "params": "../../params/detr/table-transformer-detection.base.json",
         "repo": "microsoft/table-transformer-detection",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.allegro:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/allegro/base.json",
+        "params": "../../params/dit/allegro.base.json",
         "repo": "rhymes-ai/Allegro",
         "scheduler": None,
         "single_file": False,

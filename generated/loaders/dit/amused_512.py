@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.amused-512:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/amused-512/base.json",
+        "params": "../../params/dit/amused-512.base.json",
         "repo": "amused/amused-512",
         "scheduler": None,
         "single_file": False,

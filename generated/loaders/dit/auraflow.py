@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.auraflow:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/auraflow/base.json",
+        "params": "../../params/dit/auraflow.base.json",
         "repo": "fal/AuraFlow",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.chroma:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/chroma/base.json",
+        "params": "../../params/dit/chroma.base.json",
         "repo": "lodestones/Chroma",
         "scheduler": None,
         "single_file": True,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.cogvideox:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/cogvideox/base.json",
+        "params": "../../params/dit/cogvideox.base.json",
         "repo": "THUDM/CogVideoX-5b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.cogvideox-fun-v1:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/cogvideox-fun-v1/base.json",
+        "params": "../../params/dit/cogvideox-fun-v1.base.json",
         "repo": "alibaba-pai/CogVideoX-Fun-V1.1-5b-Pose",
         "scheduler": None,
         "single_file": False,

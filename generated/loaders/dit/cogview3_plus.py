@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.cogview3-plus:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/cogview3-plus/base.json",
+        "params": "../../params/dit/cogview3-plus.base.json",
         "repo": "THUDM/CogView3-Plus-3B",
         "scheduler": None,
         "single_file": False,

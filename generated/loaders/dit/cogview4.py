@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.cogview4:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/cogview4/base.json",
+        "params": "../../params/dit/cogview4.base.json",
         "repo": "THUDM/CogView4-6B",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.consisid-preview:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/consisid-preview/base.json",
+        "params": "../../params/dit/consisid-preview.base.json",
         "repo": "BestWishYsh/ConsisID-preview",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.cosmos-1-diffusion:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/cosmos-1-diffusion/base.json",
+        "params": "../../params/dit/cosmos-1-diffusion.base.json",
         "repo": "nvidia/Cosmos-1.0-Diffusion-7B-Video2World",
         "scheduler": None,
         "single_file": False,

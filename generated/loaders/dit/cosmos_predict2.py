@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.cosmos-predict2:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/cosmos-predict2/base.json",
+        "params": "../../params/dit/cosmos-predict2.base.json",
         "repo": "nvidia/Cosmos-Predict2-2B-Video2World",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.easyanimatev5:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/easyanimatev5/base.json",
+        "params": "../../params/dit/easyanimatev5.base.json",
         "repo": "alibaba-pai/EasyAnimateV5.1-12b-zh-InP-diffusers",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.flux-1-canny-dev:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/flux-1-canny-dev/base.json",
+        "params": "../../params/dit/flux-1-canny-dev.base.json",
         "repo": "black-forest-labs/FLUX.1-Canny-dev",
         "scheduler": None,
         "single_file": True,

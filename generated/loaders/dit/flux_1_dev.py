@@ -45,7 +45,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.flux-1-dev:base",
         "name": "FLUX.1 [dev]",
         "package": "diffusers",
-        "params": "../../params/dit/flux-1-dev/base.json",
+        "params": "../../params/dit/flux-1-dev.base.json",
         "repo": "black-forest-labs/FLUX.1-dev",
         "scheduler": {
             "args": {},
@@ -69,7 +69,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.flux-1-dev:f-lite-8b",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/flux-1-dev/f-lite-8b.json",
+        "params": "../../params/dit/flux-1-dev.f-lite-8b.json",
         "repo": "freepik/flux.1-lite-8b",
         "scheduler": {
             "args": {},

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.flux-1-kontext-dev:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/flux-1-kontext-dev/base.json",
+        "params": "../../params/dit/flux-1-kontext-dev.base.json",
         "repo": "black-forest-labs/FLUX.1-Kontext-dev",
         "scheduler": None,
         "single_file": True,

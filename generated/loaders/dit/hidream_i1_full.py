@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.hidream-i1-full:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/hidream-i1-full/base.json",
+        "params": "../../params/dit/hidream-i1-full.base.json",
         "repo": "HiDream-ai/HiDream-I1-Full",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.hunyuandit-v1-diffusers:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/hunyuandit-v1-diffusers/base.json",
+        "params": "../../params/dit/hunyuandit-v1-diffusers.base.json",
         "repo": "tencent-hunyuan/hunyuandiT-v1.2-diffusers",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.hunyuanvideo:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/hunyuanvideo/base.json",
+        "params": "../../params/dit/hunyuanvideo.base.json",
         "repo": "hunyuanvideo-community/HunyuanVideo",
         "scheduler": None,
         "single_file": False,

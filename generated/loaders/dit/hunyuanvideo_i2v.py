@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.hunyuanvideo-i2v:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/hunyuanvideo-i2v/base.json",
+        "params": "../../params/dit/hunyuanvideo-i2v.base.json",
         "repo": "hunyuanvideo-community/HunyuanVideo-I2V",
         "scheduler": None,
         "single_file": False,

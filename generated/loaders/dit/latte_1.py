@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.latte-1:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/latte-1/base.json",
+        "params": "../../params/dit/latte-1.base.json",
         "repo": "maxin-cn/Latte-1",
         "scheduler": None,
         "single_file": False,

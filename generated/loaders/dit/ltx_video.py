@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.ltx-video:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/ltx-video/base.json",
+        "params": "../../params/dit/ltx-video.base.json",
         "repo": "Lightricks/LTX-Video",
         "scheduler": None,
         "single_file": True,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.ltx-video-0:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/ltx-video-0/base.json",
+        "params": "../../params/dit/ltx-video-0.base.json",
         "repo": "Lightricks/LTX-Video-0.9.5",
         "scheduler": None,
         "single_file": True,

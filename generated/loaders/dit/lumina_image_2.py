@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.lumina-image-2:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/lumina-image-2/base.json",
+        "params": "../../params/dit/lumina-image-2.base.json",
         "repo": "Alpha-VLLM/Lumina-Image-2.0",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.lumina-next-sft-diffusers:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/lumina-next-sft-diffusers/base.json",
+        "params": "../../params/dit/lumina-next-sft-diffusers.base.json",
         "repo": "Alpha-VLLM/Lumina-Next-SFT-diffusers",
         "scheduler": None,
         "single_file": False,

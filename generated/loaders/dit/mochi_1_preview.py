@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.mochi-1-preview:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/mochi-1-preview/base.json",
+        "params": "../../params/dit/mochi-1-preview.base.json",
         "repo": "genmo/mochi-1-preview",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.pixart-sigma-xl-2-ms:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/pixart-sigma-xl-2-ms/base.json",
+        "params": "../../params/dit/pixart-sigma-xl-2-ms.base.json",
         "repo": "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
         "scheduler": None,
         "single_file": False,

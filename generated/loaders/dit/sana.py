@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.sana:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/sana/base.json",
+        "params": "../../params/dit/sana.base.json",
         "repo": "Efficient-Large-Model/Sana_1600M_1024px_BF16_diffusers",
         "scheduler": None,
         "single_file": False,

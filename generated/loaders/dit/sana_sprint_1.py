@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.sana-sprint-1:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/sana-sprint-1/base.json",
+        "params": "../../params/dit/sana-sprint-1.base.json",
         "repo": "Efficient-Large-Model/Sana_Sprint_1.6B_1024px_diffusers",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.stable-audio-open-1:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/stable-audio-open-1/base.json",
+        "params": "../../params/dit/stable-audio-open-1.base.json",
         "repo": "stabilityai/stable-audio-open-1.0",
         "scheduler": None,
         "single_file": False,

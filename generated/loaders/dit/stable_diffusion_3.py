@@ -45,7 +45,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.stable-diffusion-3:3-5-large",
         "name": "Stable Diffusion 3.5 Large",
         "package": "diffusers",
-        "params": "../../params/dit/stable-diffusion-3/3-5-large.json",
+        "params": "../../params/dit/stable-diffusion-3.3-5-large.json",
         "repo": "stabilityai/stable-diffusion-3.5-large",
         "scheduler": {
             "args": {},
@@ -73,7 +73,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.stable-diffusion-3:3-5-medium",
         "name": "Stable Diffusion 3.5 Medium",
         "package": "diffusers",
-        "params": "../../params/dit/stable-diffusion-3/3-5-medium.json",
+        "params": "../../params/dit/stable-diffusion-3.3-5-medium.json",
         "repo": "stabilityai/stable-diffusion-3.5-medium",
         "scheduler": {
             "args": {},
@@ -101,7 +101,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.stable-diffusion-3:base",
         "name": "Stable Diffusion 3 Medium",
         "package": "diffusers",
-        "params": "../../params/dit/stable-diffusion-3/base.json",
+        "params": "../../params/dit/stable-diffusion-3.base.json",
         "repo": "stabilityai/stable-diffusion-3-medium-diffusers",
         "scheduler": {
             "args": {},

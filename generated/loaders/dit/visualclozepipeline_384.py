@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.visualclozepipeline-384:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/visualclozepipeline-384/base.json",
+        "params": "../../params/dit/visualclozepipeline-384.base.json",
         "repo": "VisualCloze/VisualClozePipeline-384",
         "scheduler": None,
         "single_file": True,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.wan2-i2v:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/wan2-i2v/base.json",
+        "params": "../../params/dit/wan2-i2v.base.json",
         "repo": "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
         "scheduler": None,
         "single_file": False,

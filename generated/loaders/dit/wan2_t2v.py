@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.wan2-t2v:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/wan2-t2v/base.json",
+        "params": "../../params/dit/wan2-t2v.base.json",
         "repo": "Wan-AI/Wan2.1-T2V-14B-Diffusers",
         "scheduler": None,
         "single_file": False,

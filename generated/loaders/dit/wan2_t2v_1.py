@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.wan2-t2v-1:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/wan2-t2v-1/base.json",
+        "params": "../../params/dit/wan2-t2v-1.base.json",
         "repo": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
         "scheduler": None,
         "single_file": False,

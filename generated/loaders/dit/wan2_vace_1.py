@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.dit.wan2-vace-1:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/dit/wan2-vace-1/base.json",
+        "params": "../../params/dit/wan2-vace-1.base.json",
         "repo": "Wan-AI/Wan2.1-VACE-1.3B-diffusers",
         "scheduler": None,
         "single_file": False,

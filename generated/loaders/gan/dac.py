@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.gan.dac:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/gan/dac/base.json",
+        "params": "../../params/gan/dac.base.json",
         "repo": "descript/dac_16khz",
         "scheduler": None,
         "single_file": False,

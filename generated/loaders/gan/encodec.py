@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.gan.encodec:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/gan/encodec/base.json",
+        "params": "../../params/gan/encodec.base.json",
         "repo": "facebook/encodec_24khz",
         "scheduler": None,
         "single_file": False,

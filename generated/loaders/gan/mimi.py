@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.gan.mimi:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/gan/mimi/base.json",
+        "params": "../../params/gan/mimi.base.json",
         "repo": "kyutai/mimi",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.gan.univnet-dev:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/gan/univnet-dev/base.json",
+        "params": "../../params/gan/univnet-dev.base.json",
         "repo": "dg845/univnet-dev",
         "scheduler": None,
         "single_file": False,

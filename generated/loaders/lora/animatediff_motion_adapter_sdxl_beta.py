@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.lora.animatediff-motion-adapter-sdxl-beta:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/lora/animatediff-motion-adapter-sdxl-beta/base.json",
+        "params": "../../params/lora/animatediff-motion-adapter-sdxl-beta.base.json",
         "repo": "a-r-r-o-w/animatediff-motion-adapter-sdxl-beta",
         "scheduler": None,
         "single_file": True,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.lora.animatediff-motion-adapter-v1:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/lora/animatediff-motion-adapter-v1/base.json",
+        "params": "../../params/lora/animatediff-motion-adapter-v1.base.json",
         "repo": "guoyww/animatediff-motion-adapter-v1-5-2",
         "scheduler": None,
         "single_file": True,

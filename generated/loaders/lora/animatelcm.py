@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.lora.animatelcm:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/lora/animatelcm/base.json",
+        "params": "../../params/lora/animatelcm.base.json",
         "repo": "wangfuyun/AnimateLCM",
         "scheduler": None,
         "single_file": True,

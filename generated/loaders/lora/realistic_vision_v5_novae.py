@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.lora.realistic-vision-v5-novae:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/lora/realistic-vision-v5-novae/base.json",
+        "params": "../../params/lora/realistic-vision-v5-novae.base.json",
         "repo": "SG161222/Realistic_Vision_V5.1_noVAE",
         "scheduler": None,
         "single_file": True,

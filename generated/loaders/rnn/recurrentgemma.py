@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.rnn.recurrentgemma:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/rnn/recurrentgemma/base.json",
+        "params": "../../params/rnn/recurrentgemma.base.json",
         "repo": "google/recurrentgemma-2b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.ssm.bamba-9:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/ssm/bamba-9/base.json",
+        "params": "../../params/ssm/bamba-9.base.json",
         "repo": "ibm-fms/Bamba-9.8b-2.2T-hf",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.ssm.falcon:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/ssm/falcon/base.json",
+        "params": "../../params/ssm/falcon.base.json",
         "repo": "tiiuae/falcon-7b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.ssm.falconh1:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/ssm/falconh1/base.json",
+        "params": "../../params/ssm/falconh1.base.json",
         "repo": "ibm-fms/FalconH1-9.8b-2.2T-hf",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.ssm.jamba-v0:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/ssm/jamba-v0/base.json",
+        "params": "../../params/ssm/jamba-v0.base.json",
         "repo": "ai21labs/Jamba-v0.1",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.ssm.powermoe:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/ssm/powermoe/base.json",
+        "params": "../../params/ssm/powermoe.base.json",
         "repo": "ibm-research/PowerMoE-3b",
         "scheduler": None,
         "single_file": False,

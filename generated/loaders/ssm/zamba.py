@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.ssm.zamba:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/ssm/zamba/base.json",
+        "params": "../../params/ssm/zamba.base.json",
         "repo": "Zyphra/Zamba-7B-v1",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.ssm.zamba2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/ssm/zamba2/base.json",
+        "params": "../../params/ssm/zamba2.base.json",
         "repo": "Zyphra/Zamba2-2.7B",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.autoformer-tourism-monthly:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/autoformer-tourism-monthly/base.json",
+        "params": "../../params/stst/autoformer-tourism-monthly.base.json",
         "repo": "huggingface/autoformer-tourism-monthly",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.bart:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/bart/base.json",
+        "params": "../../params/stst/bart.base.json",
         "repo": "facebook/bart-large",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.bigbird-pegasus:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/bigbird-pegasus/base.json",
+        "params": "../../params/stst/bigbird-pegasus.base.json",
         "repo": "google/bigbird-pegasus-large-arxiv",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.blenderbot:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/blenderbot/base.json",
+        "params": "../../params/stst/blenderbot.base.json",
         "repo": "facebook/blenderbot-3B",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.blenderbot-small:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/blenderbot-small/base.json",
+        "params": "../../params/stst/blenderbot-small.base.json",
         "repo": "facebook/blenderbot_small-90M",
         "scheduler": None,
         "single_file": False,

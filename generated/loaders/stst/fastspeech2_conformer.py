@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.fastspeech2-conformer:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/fastspeech2-conformer/base.json",
+        "params": "../../params/stst/fastspeech2-conformer.base.json",
         "repo": "espnet/fastspeech2_conformer",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.granite-speech-3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/granite-speech-3/base.json",
+        "params": "../../params/stst/granite-speech-3.base.json",
         "repo": "ibm-granite/granite-speech-3.3-8b",
         "scheduler": None,
         "single_file": False,

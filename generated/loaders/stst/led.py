@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.led:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/led/base.json",
+        "params": "../../params/stst/led.base.json",
         "repo": "allenai/led-base-16384",
         "scheduler": None,
         "single_file": False,

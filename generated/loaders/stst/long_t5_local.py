@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.long-t5-local:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/long-t5-local/base.json",
+        "params": "../../params/stst/long-t5-local.base.json",
         "repo": "google/long-t5-local-base",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.m:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/m/base.json",
+        "params": "../../params/stst/m.base.json",
         "repo": "facebook/m2m100_418M",
         "scheduler": None,
         "single_file": False,

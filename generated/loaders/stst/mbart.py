@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.mbart:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/mbart/base.json",
+        "params": "../../params/stst/mbart.base.json",
         "repo": "facebook/mbart-large-cc25",
         "scheduler": None,
         "single_file": False,

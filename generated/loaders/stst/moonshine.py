@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.moonshine:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/moonshine/base.json",
+        "params": "../../params/stst/moonshine.base.json",
         "repo": "UsefulSensors/moonshine-tiny",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.mt5-small:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/mt5-small/base.json",
+        "params": "../../params/stst/mt5-small.base.json",
         "repo": "google/mt5-small",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.mvp:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/mvp/base.json",
+        "params": "../../params/stst/mvp.base.json",
         "repo": "RUCAIBox/mvp",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.nllb-moe:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/nllb-moe/base.json",
+        "params": "../../params/stst/nllb-moe.base.json",
         "repo": "facebook/nllb-moe-54b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.opus-mt-en-de:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/opus-mt-en-de/base.json",
+        "params": "../../params/stst/opus-mt-en-de.base.json",
         "repo": "Helsinki-NLP/opus-mt-en-de",
         "scheduler": None,
         "single_file": False,

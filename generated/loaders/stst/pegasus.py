@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.pegasus:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/pegasus/base.json",
+        "params": "../../params/stst/pegasus.base.json",
         "repo": "google/pegasus-large",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.pegasus-x:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/pegasus-x/base.json",
+        "params": "../../params/stst/pegasus-x.base.json",
         "repo": "google/pegasus-x-large",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.plbart:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/plbart/base.json",
+        "params": "../../params/stst/plbart.base.json",
         "repo": "uclanlp/plbart-base",
         "scheduler": None,
         "single_file": False,

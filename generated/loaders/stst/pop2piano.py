@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.pop2piano:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/pop2piano/base.json",
+        "params": "../../params/stst/pop2piano.base.json",
         "repo": "sweetcocoa/pop2piano",
         "scheduler": None,
         "single_file": False,

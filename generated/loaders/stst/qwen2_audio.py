@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.qwen2-audio:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/qwen2-audio/base.json",
+        "params": "../../params/stst/qwen2-audio.base.json",
         "repo": "Qwen/Qwen2-Audio-7B",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.s2t-small-librispeech-asr:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/s2t-small-librispeech-asr/base.json",
+        "params": "../../params/stst/s2t-small-librispeech-asr.base.json",
         "repo": "facebook/s2t-small-librispeech-asr",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.speecht5-asr:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/speecht5-asr/base.json",
+        "params": "../../params/stst/speecht5-asr.base.json",
         "repo": "microsoft/speecht5_asr",
         "scheduler": None,
         "single_file": False,

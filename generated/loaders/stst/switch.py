@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.switch:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/switch/base.json",
+        "params": "../../params/stst/switch.base.json",
         "repo": "google/switch-base-8",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.t5-small:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/t5-small/base.json",
+        "params": "../../params/stst/t5-small.base.json",
         "repo": "google-t5/t5-small",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.t5-xxl:base",
         "name": "T5 v1.1 XXL encoder",
         "package": "transformers",
-        "params": "../../params/stst/t5-xxl/base.json",
+        "params": "../../params/stst/t5-xxl.base.json",
         "repo": "google/t5-v1_1-xxl",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.stst.wmt19-en-ru:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/stst/wmt19-en-ru/base.json",
+        "params": "../../params/stst/wmt19-en-ru.base.json",
         "repo": "facebook/wmt19-en-ru",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.audioldm2:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/audioldm2/base.json",
+        "params": "../../params/unet/audioldm2.base.json",
         "repo": "cvssp/audioldm2",
         "scheduler": None,
         "single_file": False,

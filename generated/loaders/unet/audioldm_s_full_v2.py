@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.audioldm-s-full-v2:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/audioldm-s-full-v2/base.json",
+        "params": "../../params/unet/audioldm-s-full-v2.base.json",
         "repo": "cvssp/audioldm-s-full-v2",
         "scheduler": None,
         "single_file": False,

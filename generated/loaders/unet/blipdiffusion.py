@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.blipdiffusion:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/blipdiffusion/base.json",
+        "params": "../../params/unet/blipdiffusion.base.json",
         "repo": "Salesforce/blipdiffusion",
         "scheduler": None,
         "single_file": False,

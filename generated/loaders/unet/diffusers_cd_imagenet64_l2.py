@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.diffusers-cd-imagenet64-l2:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/diffusers-cd-imagenet64-l2/base.json",
+        "params": "../../params/unet/diffusers-cd-imagenet64-l2.base.json",
         "repo": "openai/diffusers-cd_imagenet64_l2",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.gligen-1-inpainting-text-box:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/gligen-1-inpainting-text-box/base.json",
+        "params": "../../params/unet/gligen-1-inpainting-text-box.base.json",
         "repo": "masterful/gligen-1-4-inpainting-text-box",
         "scheduler": None,
         "single_file": False,

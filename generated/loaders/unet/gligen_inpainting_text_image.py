@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.gligen-inpainting-text-image:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/gligen-inpainting-text-image/base.json",
+        "params": "../../params/unet/gligen-inpainting-text-image.base.json",
         "repo": "anhnct/Gligen_Inpainting_Text_Image",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.i2vgen-xl:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/i2vgen-xl/base.json",
+        "params": "../../params/unet/i2vgen-xl.base.json",
         "repo": "ali-vilab/i2vgen-xl",
         "scheduler": None,
         "single_file": False,

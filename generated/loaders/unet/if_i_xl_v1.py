@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.if-i-xl-v1:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/if-i-xl-v1/base.json",
+        "params": "../../params/unet/if-i-xl-v1.base.json",
         "repo": "DeepFloyd/IF-I-XL-v1.0",
         "scheduler": None,
         "single_file": False,

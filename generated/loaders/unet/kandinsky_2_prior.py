@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.kandinsky-2-prior:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/kandinsky-2-prior/base.json",
+        "params": "../../params/unet/kandinsky-2-prior.base.json",
         "repo": "kandinsky-community/kandinsky-2-2-prior",
         "scheduler": None,
         "single_file": False,

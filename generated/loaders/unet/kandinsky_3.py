@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.kandinsky-3:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/kandinsky-3/base.json",
+        "params": "../../params/unet/kandinsky-3.base.json",
         "repo": "kandinsky-community/kandinsky-3",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.ldm3d-4c:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/ldm3d-4c/base.json",
+        "params": "../../params/unet/ldm3d-4c.base.json",
         "repo": "Intel/ldm3d-4c",
         "scheduler": None,
         "single_file": True,

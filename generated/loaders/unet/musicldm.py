@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.musicldm:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/musicldm/base.json",
+        "params": "../../params/unet/musicldm.base.json",
         "repo": "ucsd-reach/musicldm",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.sdxl-instructpix2pix-768:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/sdxl-instructpix2pix-768/base.json",
+        "params": "../../params/unet/sdxl-instructpix2pix-768.base.json",
         "repo": "diffusers/sdxl-instructpix2pix-768",
         "scheduler": None,
         "single_file": True,

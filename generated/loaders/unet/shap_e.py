@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.shap-e:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/shap-e/base.json",
+        "params": "../../params/unet/shap-e.base.json",
         "repo": "openai/shap-e",
         "scheduler": None,
         "single_file": False,

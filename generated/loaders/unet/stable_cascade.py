@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-cascade:decoder",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/stable-cascade/decoder.json",
+        "params": "../../params/unet/stable-cascade.decoder.json",
         "repo": "stabilityai/stable-cascade",
         "scheduler": None,
         "single_file": False,

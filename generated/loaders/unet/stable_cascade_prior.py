@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-cascade-prior:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/stable-cascade-prior/base.json",
+        "params": "../../params/unet/stable-cascade-prior.base.json",
         "repo": "stabilityai/stable-cascade-prior",
         "scheduler": None,
         "single_file": False,

@@ -40,7 +40,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-diffusion-2:512px",
         "name": "Stable Diffusion 2.1 base (512x512)",
         "package": "diffusers",
-        "params": "../../params/unet/stable-diffusion-2/512px.json",
+        "params": "../../params/unet/stable-diffusion-2.512px.json",
         "repo": "stabilityai/stable-diffusion-2-1-base",
         "scheduler": {
             "args": {},
@@ -63,7 +63,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-diffusion-2:base",
         "name": "Stable Diffusion 2.1 (768x768, v-prediction)",
         "package": "diffusers",
-        "params": "../../params/unet/stable-diffusion-2/base.json",
+        "params": "../../params/unet/stable-diffusion-2.base.json",
         "repo": "stabilityai/stable-diffusion-2-1",
         "scheduler": {
             "args": {},

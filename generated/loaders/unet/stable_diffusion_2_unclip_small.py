@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-diffusion-2-unclip-small:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/stable-diffusion-2-unclip-small/base.json",
+        "params": "../../params/unet/stable-diffusion-2-unclip-small.base.json",
         "repo": "stabilityai/stable-diffusion-2-1-unclip-small",
         "scheduler": None,
         "single_file": False,

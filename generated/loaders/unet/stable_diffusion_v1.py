@@ -40,7 +40,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-diffusion-v1:base",
         "name": "Stable Diffusion 1.5",
         "package": "diffusers",
-        "params": "../../params/unet/stable-diffusion-v1/base.json",
+        "params": "../../params/unet/stable-diffusion-v1.base.json",
         "repo": "stable-diffusion-v1-5/stable-diffusion-v1-5",
         "scheduler": {
             "args": {},

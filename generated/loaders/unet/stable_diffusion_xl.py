@@ -44,7 +44,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-diffusion-xl:base",
         "name": "Stable Diffusion XL 1.0 base",
         "package": "diffusers",
-        "params": "../../params/unet/stable-diffusion-xl/base.json",
+        "params": "../../params/unet/stable-diffusion-xl.base.json",
         "repo": "stabilityai/stable-diffusion-xl-base-1.0",
         "scheduler": {
             "args": {},
@@ -67,7 +67,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-diffusion-xl:playground-2-5-aesthetic",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/stable-diffusion-xl/playground-2-5-aesthetic.json",
+        "params": "../../params/unet/stable-diffusion-xl.playground-2-5-aesthetic.json",
         "repo": "playgroundai/playground-v2.5-1024px-aesthetic",
         "scheduler": {
             "args": {},
@@ -88,7 +88,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-diffusion-xl:refiner",
         "name": "Stable Diffusion XL 1.0 refiner",
         "package": "diffusers",
-        "params": "../../params/unet/stable-diffusion-xl/refiner.json",
+        "params": "../../params/unet/stable-diffusion-xl.refiner.json",
         "repo": "stabilityai/stable-diffusion-xl-refiner-1.0",
         "scheduler": {
             "args": {},

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-diffusion-xl-refiner-1:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/stable-diffusion-xl-refiner-1/base.json",
+        "params": "../../params/unet/stable-diffusion-xl-refiner-1.base.json",
         "repo": "stabilityai/stable-diffusion-xl-refiner-1.0",
         "scheduler": None,
         "single_file": True,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-unclip-2-l:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/stable-unclip-2-l/base.json",
+        "params": "../../params/unet/stable-unclip-2-l.base.json",
         "repo": "fusing/stable-unclip-2-1-l",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.stable-video-diffusion-img2vid-xt:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/stable-video-diffusion-img2vid-xt/base.json",
+        "params": "../../params/unet/stable-video-diffusion-img2vid-xt.base.json",
         "repo": "stabilityai/stable-video-diffusion-img2vid-xt",
         "scheduler": None,
         "single_file": False,

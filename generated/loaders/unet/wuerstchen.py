@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.wuerstchen:decoder",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/wuerstchen/decoder.json",
+        "params": "../../params/unet/wuerstchen.decoder.json",
         "repo": "warp-ai/wuerstchen",
         "scheduler": None,
         "single_file": False,

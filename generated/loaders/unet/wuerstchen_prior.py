@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.unet.wuerstchen-prior:base",
         "name": None,
         "package": "diffusers",
-        "params": "../../params/unet/wuerstchen-prior/base.json",
+        "params": "../../params/unet/wuerstchen-prior.base.json",
         "repo": "warp-ai/wuerstchen-prior",
         "scheduler": None,
         "single_file": False,

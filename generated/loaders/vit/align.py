@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.align:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/align/base.json",
+        "params": "../../params/vit/align.base.json",
         "repo": "kakaobrain/align-base",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.altclip:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/altclip/base.json",
+        "params": "../../params/vit/altclip.base.json",
         "repo": "BAAI/AltCLIP",
         "scheduler": None,
         "single_file": False,

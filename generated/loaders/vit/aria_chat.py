@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.aria-chat:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/aria-chat/base.json",
+        "params": "../../params/vit/aria-chat.base.json",
         "repo": "rhymes-ai/Aria-Chat",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.aya-vision:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/aya-vision/base.json",
+        "params": "../../params/vit/aya-vision.base.json",
         "repo": "CohereForAI/aya-vision-8b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.beit:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/beit/base.json",
+        "params": "../../params/vit/beit.base.json",
         "repo": "microsoft/beit-base-patch16-224-pt22k",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.blip-vqa:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/blip-vqa/base.json",
+        "params": "../../params/vit/blip-vqa.base.json",
         "repo": "Salesforce/blip-vqa-base",
         "scheduler": None,
         "single_file": False,

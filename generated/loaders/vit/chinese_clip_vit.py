@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.chinese-clip-vit:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/chinese-clip-vit/base.json",
+        "params": "../../params/vit/chinese-clip-vit.base.json",
         "repo": "OFA-Sys/chinese-clip-vit-base-patch16",
         "scheduler": None,
         "single_file": False,

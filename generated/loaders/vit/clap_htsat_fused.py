@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.clap-htsat-fused:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/clap-htsat-fused/base.json",
+        "params": "../../params/vit/clap-htsat-fused.base.json",
         "repo": "laion/clap-htsat-fused",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.clip-g:base",
         "name": "OpenCLIP ViT-bigG/14 text model with projection",
         "package": "transformers",
-        "params": "../../params/vit/clip-g/base.json",
+        "params": "../../params/vit/clip-g.base.json",
         "repo": "stabilityai/stable-diffusion-xl-base-1.0",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.clip-h:base",
         "name": "OpenCLIP ViT-H/14 text model (23 layers)",
         "package": "transformers",
-        "params": "../../params/vit/clip-h/base.json",
+        "params": "../../params/vit/clip-h.base.json",
         "repo": "stabilityai/stable-diffusion-2-1",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.clip-vit:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/clip-vit/base.json",
+        "params": "../../params/vit/clip-vit.base.json",
         "repo": "openai/clip-vit-base-patch32",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.clipseg-rd64:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/clipseg-rd64/base.json",
+        "params": "../../params/vit/clipseg-rd64.base.json",
         "repo": "CIDAS/clipseg-rd64",
         "scheduler": None,
         "single_file": False,

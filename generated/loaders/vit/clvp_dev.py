@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.clvp-dev:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/clvp-dev/base.json",
+        "params": "../../params/vit/clvp-dev.base.json",
         "repo": "susnato/clvp_dev",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.colpali-v1:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/colpali-v1/base.json",
+        "params": "../../params/vit/colpali-v1.base.json",
         "repo": "vidore/colpali-v1.2",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.colqwen2-v1-hf:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/colqwen2-v1-hf/base.json",
+        "params": "../../params/vit/colqwen2-v1-hf.base.json",
         "repo": "vidore/colqwen2-v1.0-hf",
         "scheduler": None,
         "single_file": False,

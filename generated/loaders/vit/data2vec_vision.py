@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.data2vec-vision:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/data2vec-vision/base.json",
+        "params": "../../params/vit/data2vec-vision.base.json",
         "repo": "facebook/data2vec-vision-base",
         "scheduler": None,
         "single_file": False,

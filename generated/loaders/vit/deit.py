@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.deit:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/deit/base.json",
+        "params": "../../params/vit/deit.base.json",
         "repo": "facebook/deit-base-distilled-patch16-224",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.dfine-x-coco:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/dfine-x-coco/base.json",
+        "params": "../../params/vit/dfine-x-coco.base.json",
         "repo": "ustc-community/dfine_x_coco",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.dinov2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/dinov2/base.json",
+        "params": "../../params/vit/dinov2.base.json",
         "repo": "google/dinov2-base-patch16-224",
         "scheduler": None,
         "single_file": False,

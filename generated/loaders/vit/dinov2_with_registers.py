@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.dinov2-with-registers:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/dinov2-with-registers/base.json",
+        "params": "../../params/vit/dinov2-with-registers.base.json",
         "repo": "facebook/dinov2-with-registers-base",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.fuyu:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/fuyu/base.json",
+        "params": "../../params/vit/fuyu.base.json",
         "repo": "adept/fuyu-8b",
         "scheduler": None,
         "single_file": False,

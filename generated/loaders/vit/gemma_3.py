@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.gemma-3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/gemma-3/base.json",
+        "params": "../../params/vit/gemma-3.base.json",
         "repo": "google/gemma-3-4b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.glm-4v:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/glm-4v/base.json",
+        "params": "../../params/vit/glm-4v.base.json",
         "repo": "THUDM/GLM-4.1V-9B-Thinking",
         "scheduler": None,
         "single_file": False,

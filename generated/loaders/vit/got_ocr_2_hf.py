@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.got-ocr-2-hf:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/got-ocr-2-hf/base.json",
+        "params": "../../params/vit/got-ocr-2-hf.base.json",
         "repo": "stepfun-ai/GOT-OCR-2.0-hf",
         "scheduler": None,
         "single_file": False,

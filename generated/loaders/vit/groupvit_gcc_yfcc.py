@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.groupvit-gcc-yfcc:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/groupvit-gcc-yfcc/base.json",
+        "params": "../../params/vit/groupvit-gcc-yfcc.base.json",
         "repo": "nvidia/groupvit-gcc-yfcc",
         "scheduler": None,
         "single_file": False,

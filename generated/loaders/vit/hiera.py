@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.hiera:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/hiera/base.json",
+        "params": "../../params/vit/hiera.base.json",
         "repo": "facebook/hiera-base-224",
         "scheduler": None,
         "single_file": False,

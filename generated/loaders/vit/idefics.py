@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.idefics:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/idefics/base.json",
+        "params": "../../params/vit/idefics.base.json",
         "repo": "HuggingFaceM4/idefics-9b",
         "scheduler": None,
         "single_file": False,

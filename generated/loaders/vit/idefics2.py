@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.idefics2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/idefics2/base.json",
+        "params": "../../params/vit/idefics2.base.json",
         "repo": "HuggingFaceM4/idefics2-8b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.idefics3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/idefics3/base.json",
+        "params": "../../params/vit/idefics3.base.json",
         "repo": "HuggingFaceM4/Idefics3-8B-Llama3",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.ijepa-vith14:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/ijepa-vith14/base.json",
+        "params": "../../params/vit/ijepa-vith14.base.json",
         "repo": "facebook/ijepa_vith14_1k",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.instruct-blip-flan-t5:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/instruct-blip-flan-t5/base.json",
+        "params": "../../params/vit/instruct-blip-flan-t5.base.json",
         "repo": "Salesforce/instruct-blip-flan-t5",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.internvl3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/internvl3/base.json",
+        "params": "../../params/vit/internvl3.base.json",
         "repo": "OpenGVLab/InternVL3-1B-hf",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.janus-pro:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/janus-pro/base.json",
+        "params": "../../params/vit/janus-pro.base.json",
         "repo": "deepseek-community/Janus-Pro-1B",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.kosmos-2-patch14:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/kosmos-2-patch14/base.json",
+        "params": "../../params/vit/kosmos-2-patch14.base.json",
         "repo": "microsoft/kosmos-2-patch14-224",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.llama-3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/llama-3/base.json",
+        "params": "../../params/vit/llama-3.base.json",
         "repo": "meta-llama/Llama-3.2-11B-Vision",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.llama-4-scout:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/llama-4-scout/base.json",
+        "params": "../../params/vit/llama-4-scout.base.json",
         "repo": "meta-llama/Llama-4-Scout-17B-16E",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.llava:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/llava/base.json",
+        "params": "../../params/vit/llava.base.json",
         "repo": "llava-hf/llava-9b",
         "scheduler": None,
         "single_file": False,

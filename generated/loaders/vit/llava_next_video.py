@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.llava-next-video:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/llava-next-video/base.json",
+        "params": "../../params/vit/llava-next-video.base.json",
         "repo": "llava-hf/LLaVA-NeXT-Video-7B-hf",
         "scheduler": None,
         "single_file": False,

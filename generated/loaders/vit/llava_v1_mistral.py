@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.llava-v1-mistral:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/llava-v1-mistral/base.json",
+        "params": "../../params/vit/llava-v1-mistral.base.json",
         "repo": "llava-hf/llava-v1.6-mistral-7b-hf",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.mgp-str:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/mgp-str/base.json",
+        "params": "../../params/vit/mgp-str.base.json",
         "repo": "alibaba-damo/mgp-str-base",
         "scheduler": None,
         "single_file": False,

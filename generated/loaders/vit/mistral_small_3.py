@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.mistral-small-3:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/mistral-small-3/base.json",
+        "params": "../../params/vit/mistral-small-3.base.json",
         "repo": "mistralai/Mistral-Small-3.1-24B-Instruct-2503",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.mlcd-vit-bigg-patch14:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/mlcd-vit-bigg-patch14/base.json",
+        "params": "../../params/vit/mlcd-vit-bigg-patch14.base.json",
         "repo": "DeepGlint-AI/mlcd-vit-bigG-patch14-336",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.mobilenet-v2-1-224:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/mobilenet-v2-1-224/base.json",
+        "params": "../../params/vit/mobilenet-v2-1-224.base.json",
         "repo": "google/mobilenet_v2_1.0_224",
         "scheduler": None,
         "single_file": False,

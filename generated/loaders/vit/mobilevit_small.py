@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.mobilevit-small:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/mobilevit-small/base.json",
+        "params": "../../params/vit/mobilevit-small.base.json",
         "repo": "apple/mobilevit-small",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.mobilevitv2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/mobilevitv2/base.json",
+        "params": "../../params/vit/mobilevitv2.base.json",
         "repo": "apple/mobilevitv2-1.0",
         "scheduler": None,
         "single_file": False,

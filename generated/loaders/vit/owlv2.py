@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.owlv2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/owlv2/base.json",
+        "params": "../../params/vit/owlv2.base.json",
         "repo": "google/owlv2-base-patch16",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.owlvit:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/owlvit/base.json",
+        "params": "../../params/vit/owlvit.base.json",
         "repo": "google/owlvit-base-patch32",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.paligemma:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/paligemma/base.json",
+        "params": "../../params/vit/paligemma.base.json",
         "repo": "paligemma-hf/paligemma-2b",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.phi-4-multimodal-instruct:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/phi-4-multimodal-instruct/base.json",
+        "params": "../../params/vit/phi-4-multimodal-instruct.base.json",
         "repo": "microsoft/Phi-4-multimodal-instruct",
         "scheduler": None,
         "single_file": False,

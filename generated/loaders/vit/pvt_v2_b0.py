@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.pvt-v2-b0:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/pvt-v2-b0/base.json",
+        "params": "../../params/vit/pvt-v2-b0.base.json",
         "repo": "OpenGVLab/pvt_v2_b0",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.qwen2-vl:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/qwen2-vl/base.json",
+        "params": "../../params/vit/qwen2-vl.base.json",
         "repo": "Qwen/Qwen2-VL-7B-Instruct",
         "scheduler": None,
         "single_file": False,

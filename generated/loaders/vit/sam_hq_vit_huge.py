@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.sam-hq-vit-huge:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/sam-hq-vit-huge/base.json",
+        "params": "../../params/vit/sam-hq-vit-huge.base.json",
         "repo": "facebook/sam_hq-vit-huge",
         "scheduler": None,
         "single_file": False,

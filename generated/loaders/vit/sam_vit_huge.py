@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.sam-vit-huge:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/sam-vit-huge/base.json",
+        "params": "../../params/vit/sam-vit-huge.base.json",
         "repo": "facebook/sam-vit-huge",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.seggpt-vit:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/seggpt-vit/base.json",
+        "params": "../../params/vit/seggpt-vit.base.json",
         "repo": "BAAI/seggpt-vit-large",
         "scheduler": None,
         "single_file": False,

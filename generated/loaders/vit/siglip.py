@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.siglip:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/siglip/base.json",
+        "params": "../../params/vit/siglip.base.json",
         "repo": "google/siglip-base-patch16-224",
         "scheduler": None,
         "single_file": False,

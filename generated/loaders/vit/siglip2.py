@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.siglip2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/siglip2/base.json",
+        "params": "../../params/vit/siglip2.base.json",
         "repo": "google/siglip2-base-patch16-224",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.siglip-so:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/siglip-so/base.json",
+        "params": "../../params/vit/siglip-so.base.json",
         "repo": "google/siglip-so400m-patch14-384",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.smolvlm2:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/smolvlm2/base.json",
+        "params": "../../params/vit/smolvlm2.base.json",
         "repo": "HuggingFaceTB/SmolVLM2-2.2B-Instruct",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.swiftformer-xs:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/swiftformer-xs/base.json",
+        "params": "../../params/vit/swiftformer-xs.base.json",
         "repo": "MBZUAI/swiftformer-xs",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.video-llava:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/video-llava/base.json",
+        "params": "../../params/vit/video-llava.base.json",
         "repo": "LanguageBind/Video-LLaVA-7B-hf",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.vip-llava:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/vip-llava/base.json",
+        "params": "../../params/vit/vip-llava.base.json",
         "repo": "ybelkada/vip-llava-7b-hf",
         "scheduler": None,
         "single_file": False,

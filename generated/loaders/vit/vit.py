@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.vit:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/vit/base.json",
+        "params": "../../params/vit/vit.base.json",
         "repo": "google/vit-base-patch16-224",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.vit-msn-base:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/vit-msn-base/base.json",
+        "params": "../../params/vit/vit-msn-base.base.json",
         "repo": "facebook/vit_msn_base",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.vitdet:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/vitdet/base.json",
+        "params": "../../params/vit/vitdet.base.json",
         "repo": "google/vitdet-base-patch16-224",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.vitpose:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/vitpose/base.json",
+        "params": "../../params/vit/vitpose.base.json",
         "repo": "usyd-community/vitpose-base-simple",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.vjepa2-vitl-fpc64:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/vjepa2-vitl-fpc64/base.json",
+        "params": "../../params/vit/vjepa2-vitl-fpc64.base.json",
         "repo": "facebook/vjepa2-vitl-fpc64-256",
         "scheduler": None,
         "single_file": False,

@@ -35,7 +35,7 @@ VARIANTS = {
         "mir_id": "mir:info.vit.xclip:base",
         "name": None,
         "package": "transformers",
-        "params": "../../params/vit/xclip/base.json",
+        "params": "../../params/vit/xclip.base.json",
         "repo": "microsoft/xclip-base-patch32",
         "scheduler": None,
         "single_file": False,
