@@ -20,6 +20,7 @@ import difflib
 import gc
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -285,6 +286,8 @@ class _Lint:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     text=True,
+                    # one worker thread each: two run beside the build, which needs a core too
+                    env={**os.environ, "RAYON_NUM_THREADS": "1"},
                 )
             )
         return self

@@ -243,6 +243,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # one environment per templates folder and process: no stat per file
     )
     env.filters.update(
         pyliteral=pyliteral,
