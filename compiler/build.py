@@ -242,8 +242,12 @@ class _Renderer:
             self.tree.write(item.path, data)
 
 
+# Plan contexts are trees of plain data: the encoder need not look for cycles.
+_CONTEXT_TEXT = json.JSONEncoder(sort_keys=True, check_circular=False, separators=(",", ":")).encode
+
+
 def _render_key(item: PlannedFile, template_digests: dict[str, str]) -> str:
-    context = json.dumps(item.context, sort_keys=True, ensure_ascii=True)
+    context = _CONTEXT_TEXT(item.context)
     name = Path(item.template).name
     return _digest(f"{item.template}\0{template_digests.get(name, '')}\0{context}".encode())
 
