@@ -1,10 +1,13 @@
-"""Headers per second through the whole ``identify`` (read + match against every fingerprint of
-the registry, dtype breakdown, layout hashes) against ``safetensors.safe_open(path, "pt").keys()``,
-and once more without the two layout hashes (what matching alone costs).
+"""Files per second through the whole ``identify`` (strict header read, matching against the
+registry's fingerprints, dtype breakdown, layout hashes) against
+``safetensors.safe_open(path, "pt").keys()`` on the same files, per kind of file and overall, and
+once more without the two layout hashes (what reading and matching alone cost).
 
-The folder is ``bench_header``'s: 1,000 sparse files (SD1.5 single-file checkpoints, kohya LoRAs
-with trainer metadata, textual-inversion embeddings). The registry is loaded once, before the
-clock starts, as ``mirc identify`` does once per run. Best of several interleaved rounds.
+The folder is ``collection``'s 1,000 sparse files: SD1.5 single-file checkpoints, SD1.5 and SDXL
+kohya LoRAs with sd-scripts' metadata, and textual-inversion embeddings (which no fingerprint
+names, so they come out unknown with their nearest candidates looked for). Before timing, each
+checkpoint and LoRA must identify as its MIR id. The registry is loaded once, before the clock
+starts, as ``mirc identify`` does once per run. One process; best of several interleaved rounds.
 
     PYTHONPATH=$PWD python3 -c 'from tests.bench.bench_identify import run; print(*run())'
 """
@@ -18,10 +21,13 @@ from pathlib import Path
 
 from compiler.identify import Candidate, candidates, identify_file
 from compiler.registry import check_registry
-from tests.bench.bench_header import _safe_open_keys, _write_collection
+from tests.bench.collection import SDXL_LORAS, safe_open_keys, write_collection
 from tests.conftest import ROOT
 
 ROUNDS = 5
+SD1 = "mir:info.unet.stable-diffusion-v1"
+LORA_SD1 = "mir:info.lora.lora:stable-diffusion-v1"
+LORA_SDXL = "mir:info.lora.lora:stable-diffusion-xl"
 
 
 def run() -> list[str]:
@@ -30,11 +36,8 @@ def run() -> list[str]:
     assert linked is not None
     pool = candidates(linked)
     with tempfile.TemporaryDirectory(prefix="mirc-bench-identify-") as folder:
-        groups = _write_collection(Path(folder))
-        lines = [
-            f"{len(pool)} registry fingerprints, each scored against every file",
-            _identified(groups, pool),
-        ]
+        groups = write_collection(Path(folder))
+        lines = [f"{len(pool)} registry fingerprints", _identified(groups, pool)]
         totals = [0.0, 0.0]
         for kind, paths in groups.items():
             mine, theirs = _best_times(paths, lambda path: identify_file(path, pool))
@@ -51,12 +54,18 @@ def run() -> list[str]:
 
 
 def _identified(groups: dict[str, list[Path]], pool: tuple[Candidate, ...]) -> str:
-    """How many files of each kind match a fingerprint (bench_header's LoRAs use key names no
-    trainer writes, so they are scored in full and come out unknown)."""
-    counts = (
-        f"{sum(identify_file(p, pool).known for p in paths)}/{len(paths)} {kind}s"
-        for kind, paths in groups.items()
-    )
+    """How many files of each kind identify, after checking each checkpoint and LoRA gets its id."""
+    expected = {path: {SD1} for path in groups["checkpoint"]}
+    for index, path in enumerate(groups["lora"]):
+        expected[path] = {LORA_SDXL if index < SDXL_LORAS else LORA_SD1}
+    known = dict.fromkeys(groups, 0)
+    for kind, paths in groups.items():
+        for path in paths:
+            report = identify_file(path, pool)
+            ids = {s.candidate.mir for f in report.components for s in (f.best, *f.ties)}
+            assert expected.get(path, set()) <= ids, (path, ids)
+            known[kind] += report.known
+    counts = (f"{known[kind]}/{len(paths)} {kind}s" for kind, paths in groups.items())
     return "identified: " + ", ".join(counts)
 
 
@@ -68,7 +77,7 @@ def _line(label: str, count: int, mine: float, theirs: float) -> str:
 
 
 def _best_times(paths: list[Path], ours: Callable[[Path], object]) -> tuple[float, float]:
-    readers: dict[str, Callable[[Path], object]] = {"mirc": ours, "safe_open": _safe_open_keys}
+    readers: dict[str, Callable[[Path], object]] = {"mirc": ours, "safe_open": safe_open_keys}
     best = dict.fromkeys(readers, float("inf"))
     for _ in range(ROUNDS):
         for name, reader in readers.items():
