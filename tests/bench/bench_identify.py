@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from compiler.identify import Candidate, candidates, identify_file
+from compiler.identify import Pool, candidates, identify_file
 from compiler.registry import check_registry
 from tests.bench.collection import SDXL_LORAS, safe_open_keys, write_collection
 from tests.conftest import ROOT
@@ -53,7 +53,7 @@ def run() -> list[str]:
     return lines
 
 
-def _identified(groups: dict[str, list[Path]], pool: tuple[Candidate, ...]) -> str:
+def _identified(groups: dict[str, list[Path]], pool: Pool) -> str:
     """How many files of each kind identify, after checking each checkpoint and LoRA gets its id."""
     expected = {path: {SD1} for path in groups["checkpoint"]}
     for index, path in enumerate(groups["lora"]):
