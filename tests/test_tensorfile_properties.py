@@ -243,8 +243,12 @@ def test_fast_path_agrees_with_the_general_reader(content: bytes) -> None:
         assert fast[1] == general[1]
 
 
-def test_fast_path_takes_serializer_output() -> None:
-    content = serialize({"a": ("F16", [2, 3]), "b": ("U8", [])}, {"format": "pt"})
+@pytest.mark.parametrize("metadata", [None, {"format": "pt"}])
+@pytest.mark.parametrize("count", [1, 2, 3000])
+def test_fast_path_takes_serializer_output(metadata: dict[str, str] | None, count: int) -> None:
+    """With or without metadata, and past the size the fast path splits a chunk at a time."""
+    layout = {f"layer.{n}.w": ("F16" if n % 7 else "U8", [n % 5, 3]) for n in range(count)}
+    content = serialize(layout, metadata)
     length = int.from_bytes(content[:8], "little")
     text = content[8 : 8 + length].decode()
     fast = canonical.recognise(text, len(content) - 8 - length)
@@ -252,3 +256,5 @@ def test_fast_path_takes_serializer_output() -> None:
     assert dict(fast[0].items()) == dict(
         parse_header("x", content[8 : 8 + length], len(content)).tensors.items()
     )
+    general = header._read_general("x", content[8 : 8 + length], text, len(content) - 8 - length)
+    assert list(fast[0].items()) == list(general[0].items())

@@ -95,8 +95,8 @@ def _columns(text: str, start: int) -> _Columns | None:
     """
     columns = _Columns([], [], [], [])
     while start < len(text):
-        end = text.find(']},"', start + _CHUNK) + 3  # the next name's quote, or 2 if none
-        end = len(text) if end < start else end
+        end = text.find(']},"', start + _CHUNK)
+        end = len(text) if end < 0 else end + 3  # the next name's quote
         pieces = text[start:end].split('"')  # a quote starts the chunk: pieces[0] is ""
         count = len(pieces) // 10
         if len(pieces) != 1 + 10 * count or not count:
