@@ -115,7 +115,12 @@ def _count_agreement(candidate: Candidate, region: str, index: KeyIndex) -> floa
 
 
 def score_all(
-    pool: Pool, tensors: TensorTable, index: KeyIndex, *, full: bool = False
+    pool: Pool,
+    tensors: TensorTable,
+    index: KeyIndex,
+    *,
+    full: bool = False,
+    found: Views | None = None,
 ) -> list[Score]:
     """The candidates through every reading of the file, best first: by confidence, then the
     file read as it is before a component of it, then by the keys only its format names (a
@@ -123,8 +128,9 @@ def score_all(
 
     A reading is scored only when the file has all the candidate's required keys there; with
     ``full`` (for the nearest candidates of an unknown file), when it has any required key.
+    ``found``: the file's views, if at hand.
     """
-    found = views(index)
+    found = views(index) if found is None else found
     names = index.name_set
     readings = _sharing(pool, found, names) if full else _complete(pool, found, names)
     return sorted((score(reading, tensors, index) for reading in readings), key=_rank)

@@ -53,6 +53,8 @@ COMPONENTS: tuple[Prefix, ...] = (
     Prefix("lora_te_", "a kohya LoRA of the text encoder"),
 )
 
+_COMPONENT_TEXTS = tuple(c.text for c in COMPONENTS)
+
 # Keys that only mark how a model was trained; they are no part of its layout's identity.
 MARKER_KEYS = frozenset({"v_pred", "ztsnr"})
 # Other weights a fine-tune may carry beside the model's own (an EMA copy); not the model.
@@ -124,7 +126,13 @@ def views(index: KeyIndex) -> Views:
     """
     wrapper = wrapper_of(index)
     bases = ("", wrapper) if wrapper else ("",)
-    found = [base + c.text for base in bases for c in COMPONENTS if index.has_prefix(base + c.text)]
+    names, found = index.sorted_names, []
+    for base in bases:  # has_prefix, inline: every file asks this for every component
+        for text in _COMPONENT_TEXTS:
+            prefix = base + text
+            at = bisect_left(names, prefix)
+            if at < len(names) and names[at].startswith(prefix):
+                found.append(prefix)
     return Views(bases, tuple(dict.fromkeys([*bases, *found])))
 
 

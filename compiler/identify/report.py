@@ -13,7 +13,7 @@ from itertools import compress
 
 from compiler.identify.match import Finding, Score, findings, nearest, score_all
 from compiler.identify.pool import Pool
-from compiler.identify.prefixes import EXTRA_PREFIXES, MARKER_KEYS, KeyIndex
+from compiler.identify.prefixes import EXTRA_PREFIXES, MARKER_KEYS, KeyIndex, views
 from compiler.tensorfile import (
     DTYPE_BITS,
     SafetensorsHeader,
@@ -81,8 +81,9 @@ def report(
     ``layout_hashes`` and ``content_hash`` say which hashes to compute."""
     tensors = header.tensors
     index, shares, (layout, layout_dtype) = _summary(tensors, layout_hashes)
-    found = tuple(findings(score_all(pool, tensors, index)))
-    near = () if found else tuple(nearest(score_all(pool, tensors, index, full=True)))
+    seen = views(index)
+    found = tuple(findings(score_all(pool, tensors, index, found=seen)))
+    near = () if found else tuple(nearest(score_all(pool, tensors, index, full=True, found=seen)))
     return FileReport(
         header.path,
         len(tensors),

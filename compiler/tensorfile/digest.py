@@ -104,8 +104,8 @@ def table_digests(tensors: TensorTable) -> tuple[str, str]:
     take :func:`layout_digests`.
     """
     names, shapes, dtypes = tensors.sorted_names(), tensors.shapes, tensors.dtypes
-    if names != tensors.names:
-        order = sorted(range(len(names)), key=tensors.names.__getitem__)
+    order = tensors.name_order()
+    if order is not None:
         shapes = list(map(shapes.__getitem__, order))
         dtypes = list(map(dtypes.__getitem__, order))
     if not (_plain(names) if tensors.plain_names is None else tensors.plain_names):

@@ -178,6 +178,15 @@ class TensorTable(Mapping[str, TensorInfo]):
             self._sorted = self._names if ordered == self._names else ordered
         return self._sorted
 
+    def name_order(self) -> list[int] | None:
+        """The file positions of the names in code point order; None when that is file order."""
+        ordered = self.sorted_names()
+        if ordered is self._names:
+            return None
+        if self._positions is None:
+            self._positions = dict(zip(self._names, range(len(self._names)), strict=True))
+        return list(map(self._positions.__getitem__, ordered))
+
     def rows(self) -> Iterator[tuple[str, str, tuple[int, ...], int]]:
         """Each tensor's name, dtype, shape and byte length, in file order, without making a
         :class:`TensorInfo` per tensor."""
