@@ -140,6 +140,8 @@ class TensorTable(Mapping[str, TensorInfo]):
         """The shape of tensor ``name``, or None if there is none of that name."""
         if name not in self._set:
             return None
+        if self._positions is None and self._sorted is self._names:  # _position, inline
+            return self._shapes[bisect_left(self._names, name)].dims
         return self._shapes[self._position(name)].dims
 
     @property
