@@ -5,7 +5,8 @@ safetensors writes ``{"__metadata__":{…},"NAME":{"dtype":"F16","shape":[320,32
 before, padded with spaces. Such a header is read with whole-list operations instead of a JSON
 parse and a loop per tensor: split at the quotes, check every fixed piece between them, parse
 each shape spelling once (remembered across files), and compare the offsets with the running
-total of the sizes. Headers past 4 MB, and sub-byte dtypes, are left to the general reader.
+total of the sizes. Headers past 4 MB, and sub-byte dtypes, are left to the general reader. A
+header whose entries are those of one read before (the same layout) takes that table.
 
 A name holds no quote (the split), no backslash and no control character (checked), so a header
 that passes is exactly the canonical JSON of the values read back: the result is the one the
@@ -15,6 +16,7 @@ which words the errors. A property test keeps the two readers in step.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from itertools import accumulate, repeat
 from operator import itemgetter, mul
@@ -54,16 +56,44 @@ _CHUNK = 64_000  # characters of entries split at a time (some 500 tensors)
 # architecture, so each is parsed once; when the memo is full a new one replaces it.
 _memo: dict[str, ShapeInfo] = {}
 
+# Tables already read in this process, by their tensor entries (the text from the first name to
+# the end, less the padding) and data length. The files of a folder often share a layout (one
+# architecture, dtype and LoRA rank), and so the text of their entries: such a file reads at the
+# cost of comparing that text with the one the first of its layout validated. A table is
+# read-only, so one serves them all. A table is found by the entries' length and ends, then
+# compared in full; the oldest are forgotten past a number of tables or of characters kept.
+_layouts: OrderedDict[tuple[int, int, str, str], tuple[str, TensorTable]] = OrderedDict()
+_LAYOUTS_KEPT = 64
+_LAYOUTS_CHARS = 16_000_000
+_ENDS = 64  # characters of each end of the entries in the key
+
 
 def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]] | None:
     """The tensors and metadata of a canonical header, or None to use the general reader."""
     if len(text) > _MAX_LENGTH:
         return None
     head = _metadata(text)
-    if head is None or text.find("\\", head[1]) >= 0:
+    if head is None:
         return None
     metadata, start = head
-    columns = _columns(text, start)
+    end = len(text)
+    while end > start and text[end - 1] == " ":  # the padding is no part of the layout
+        end -= 1
+    key = (end - start, data_length, text[start : start + _ENDS], text[end - _ENDS : end])
+    kept = _layouts.get(key)
+    if kept is not None and text.startswith(kept[0], start):
+        return kept[1], metadata
+    entries = text[start:end]
+    table = _read_entries(entries, data_length)
+    if table is None:
+        return None
+    _keep(key, entries, table)
+    return table, metadata
+
+
+def _read_entries(entries: str, data_length: int) -> TensorTable | None:
+    """The table of the tensor entries ``entries`` (from the first name's quote to the end)."""
+    columns = None if entries.find("\\") >= 0 else _columns(entries)
     if columns is None:
         return None
     names, dtypes, spellings, offsets = columns
@@ -73,7 +103,27 @@ def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]]
     laid_out = _lay_out(dtypes, spellings, data_length)
     if laid_out is None or not _offsets_match(offsets, laid_out[1]):
         return None
-    return TensorTable(names, dtypes, *laid_out, name_set, plain_names=True), metadata
+    return TensorTable(names, dtypes, *laid_out, name_set, plain_names=True)
+
+
+def _keep(key: tuple[int, int, str, str], entries: str, table: TensorTable) -> None:
+    _layouts[key] = (entries, table)
+    kept = sum(length for length, *_ in _layouts)
+    while len(_layouts) > _LAYOUTS_KEPT or kept > _LAYOUTS_CHARS:
+        (length, *_), _ = _layouts.popitem(last=False)
+        kept -= length
+
+
+def forget() -> None:
+    """Empty the memos of shapes and of tables, as a new process has them."""
+    global _memo
+    _memo = {}
+    _layouts.clear()
+
+
+def forget_layouts() -> None:
+    """Empty the memo of tables (benchmarks use it to time a file as if its layout were new)."""
+    _layouts.clear()
 
 
 class _Columns(NamedTuple):
@@ -85,19 +135,20 @@ class _Columns(NamedTuple):
     offsets: list[str]
 
 
-def _columns(text: str, start: int) -> _Columns | None:
-    """The entries from ``start`` (the first name's quote) split at their quotes, with the
-    fixed pieces checked; None if a piece is out of place.
+def _columns(entries: str) -> _Columns | None:
+    """The entries split at their quotes, with the fixed pieces checked; None if a piece is out
+    of place.
 
     The text is split a chunk of entries at a time: split whole, a large header makes all its
     pieces at once, and the allocator takes fresh memory for them where chunk by chunk it
     reuses what the last chunk's pieces freed.
     """
     columns = _Columns([], [], [], [])
-    while start < len(text):
-        end = text.find(']},"', start + _CHUNK)
-        end = len(text) if end < 0 else end + 3  # the next name's quote
-        pieces = text[start:end].split('"')  # a quote starts the chunk: pieces[0] is ""
+    start = 0
+    while start < len(entries):
+        end = entries.find(']},"', start + _CHUNK)
+        end = len(entries) if end < 0 else end + 3  # the next name's quote
+        pieces = entries[start:end].split('"')  # a quote starts the chunk: pieces[0] is ""
         count = len(pieces) // 10
         if len(pieces) != 1 + 10 * count or not count:
             return None
@@ -152,12 +203,6 @@ def _lay_out(
         shapes = list(map(memo.__getitem__, spellings))
     ends = list(accumulate(map(mul, map(_ELEMENTS, shapes), widths), initial=0))
     return (shapes, ends) if ends[-1] == data_length else None
-
-
-def forget_shapes() -> None:
-    """Empty the shape memo (benchmarks use it to time files with unseen shapes)."""
-    global _memo
-    _memo = {}
 
 
 def _current_memo() -> dict[str, ShapeInfo]:

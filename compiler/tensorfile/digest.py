@@ -95,7 +95,7 @@ def layout_digests(rows: Iterable[Sequence[Any]]) -> tuple[str, str]:
 
 
 def table_digests(tensors: TensorTable) -> tuple[str, str]:
-    """:func:`layout_digests` of every tensor of a table, made from its columns.
+    """:func:`layout_digests` of every tensor of a table, made from its columns (once per table).
 
     Each line is the name between the row's pieces: ``["`` (the previous line's tail), the
     name, the shape's tail (``",[320,4]]`` and a newline), or for the dtype hash the shape's head
@@ -103,6 +103,10 @@ def table_digests(tensors: TensorTable) -> tuple[str, str]:
     assignment and joined once, so no string is made per tensor. Names that JSON would escape
     take :func:`layout_digests`.
     """
+    return tensors.derived("layout digests", lambda: _table_digests(tensors))
+
+
+def _table_digests(tensors: TensorTable) -> tuple[str, str]:
     names, shapes, dtypes = tensors.sorted_names(), tensors.shapes, tensors.dtypes
     order = tensors.name_order()
     if order is not None:

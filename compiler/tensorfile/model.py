@@ -10,15 +10,16 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 # The bytes before the JSON header: its length as a little-endian u64.
 LENGTH_PREFIX = 8
 MAX_HEADER_LENGTH = 100_000_000
 U64_MAX = 2**64 - 1
 METADATA_KEY = "__metadata__"
+T = TypeVar("T")
 _LEADING_ZERO = re.compile(r"(?:^|,)0[0-9]")
 
 # Element width in bits, in the order of the Rust enum (the serializer sorts by it).
@@ -83,7 +84,17 @@ class TensorTable(Mapping[str, TensorInfo]):
     is asked for. Whole-file summaries read the columns.
     """
 
-    __slots__ = ("_dtypes", "_ends", "_names", "_plain", "_positions", "_set", "_shapes", "_sorted")
+    __slots__ = (
+        "_derived",
+        "_dtypes",
+        "_ends",
+        "_names",
+        "_plain",
+        "_positions",
+        "_set",
+        "_shapes",
+        "_sorted",
+    )
 
     def __init__(
         self,
@@ -105,6 +116,7 @@ class TensorTable(Mapping[str, TensorInfo]):
         self._plain = plain_names
         self._positions: dict[str, int] | None = None
         self._sorted: list[str] | None = None
+        self._derived: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> TensorInfo:
         if name not in self._set:
@@ -179,6 +191,13 @@ class TensorTable(Mapping[str, TensorInfo]):
             ordered = sorted(self._names)
             self._sorted = self._names if ordered == self._names else ordered
         return self._sorted
+
+    def derived(self, what: str, make: Callable[[], T]) -> T:
+        """``make()``, made once per table under the name ``what``: a summary of the tensors
+        (a table is read-only, and one may serve every file of its layout)."""
+        if what not in self._derived:
+            self._derived[what] = make()
+        return cast(T, self._derived[what])
 
     def name_order(self) -> list[int] | None:
         """The file positions of the names in code point order; None when that is file order."""

@@ -4,7 +4,9 @@ A temporary folder gets the 1,000 sparse safetensors files of ``collection``: SD
 checkpoints, SD1.5 and SDXL kohya LoRAs with the trainer's metadata, and textual-inversion
 embeddings. Each reader reads every file's header; the best of several interleaved rounds counts.
 Both readers validate the whole header; mirc also builds its typed result, safe_open a list of
-names.
+names. Each round is like a run of mirc: its memos (shape spellings, and the tables of headers
+whose entries repeat one read before) start empty. The last line empties the memo of tables before
+every file: each header read as if its layout were new.
 
     PYTHONPATH=$PWD python3 -c 'from tests.bench.bench_header import run; print(*run(), sep="\\n")'
 """
@@ -12,12 +14,11 @@ names.
 from __future__ import annotations
 
 import tempfile
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
-from compiler.tensorfile import canonical, read_header
-from tests.bench.collection import safe_open_keys, write_collection
+from compiler.tensorfile import read_header
+from tests.bench.collection import best_times, safe_open_keys, unremembered, write_collection
 
 ROUNDS = 7
 
@@ -30,14 +31,14 @@ def run() -> list[str]:
         lines = [_describe(groups)]
         totals = [0.0, 0.0]
         for kind, paths in groups.items():
-            mine, theirs = _best_times(paths)
+            mine, theirs = best_times(paths, read_header, ROUNDS)
             totals = [totals[0] + mine, totals[1] + theirs]
             lines.append(_line(kind + "s", len(paths), mine, theirs))
         count = sum(len(paths) for paths in groups.values())
         lines.append(_line("all files", count, *totals) + " (target 2.00×)")
-        mine, theirs = _best_times(groups["checkpoint"], _read_unmemoised)
-        label = "checkpoints, shape memo emptied before each file"
-        lines.append(_line(label, len(groups["checkpoint"]), mine, theirs))
+        every = [path for paths in groups.values() for path in paths]
+        mine, theirs = best_times(every, unremembered(read_header), ROUNDS)
+        lines.append(_line("all files, each as if its layout were new", count, mine, theirs))
     return lines
 
 
@@ -45,11 +46,6 @@ def _describe(groups: dict[str, list[Path]]) -> str:
     kinds = (f"{len(paths)} {kind}s ({_tensors(paths)})" for kind, paths in groups.items())
     count = sum(len(paths) for paths in groups.values())
     return f"{count} sparse safetensors files: " + ", ".join(kinds)
-
-
-def _read_unmemoised(path: Path) -> object:
-    canonical.forget_shapes()
-    return read_header(path)
 
 
 def _line(label: str, count: int, mine: float, theirs: float) -> str:
@@ -63,21 +59,6 @@ def _tensors(paths: list[Path]) -> str:
     sizes = sorted(len(read_header(path).tensors) for path in paths)
     low, high = sizes[0], sizes[-1]
     return f"{low} tensors" if low == high else f"{low}–{high} tensors"
-
-
-def _best_times(
-    paths: list[Path], ours: Callable[[Path], object] = read_header
-) -> tuple[float, float]:
-    """The best of ``ROUNDS`` interleaved passes of each reader over ``paths``."""
-    readers: dict[str, Callable[[Path], object]] = {"mirc": ours, "safe_open": safe_open_keys}
-    best = dict.fromkeys(readers, float("inf"))
-    for _ in range(ROUNDS):
-        for name, reader in readers.items():
-            start = time.perf_counter()
-            for path in paths:
-                reader(path)
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best["mirc"], best["safe_open"]
 
 
 def _check_same_names(paths: Iterable[Path]) -> None:
