@@ -76,12 +76,6 @@ class KeyIndex(NamedTuple):
     def names(self) -> int:
         return len(self.sorted_names)
 
-    def has_prefix(self, prefix: str) -> bool:
-        """Whether some name starts with ``prefix``."""
-        names = self.sorted_names
-        at = bisect_left(names, prefix)
-        return at < len(names) and names[at].startswith(prefix)
-
     def stripped(self, prefix: str) -> frozenset[str]:
         """The names that start with ``prefix``, with it taken off."""
         if not prefix:
@@ -127,7 +121,7 @@ def views(index: KeyIndex) -> Views:
     wrapper = wrapper_of(index)
     bases = ("", wrapper) if wrapper else ("",)
     names, found = index.sorted_names, []
-    for base in bases:  # has_prefix, inline: every file asks this for every component
+    for base in bases:  # every file asks this of every component: bisections, inline
         for text in _COMPONENT_TEXTS:
             prefix = base + text
             at = bisect_left(names, prefix)
