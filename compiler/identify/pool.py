@@ -66,7 +66,7 @@ class Reading(NamedTuple):
     forbidden: tuple[tuple[str, str | None], ...]
 
 
-class _ViewIndex(NamedTuple):
+class ViewIndex(NamedTuple):
     """The readings of one view, by the file key of their first required key and by each of
     their required keys."""
 
@@ -82,8 +82,8 @@ class Pool:
 
     def __init__(self, members: tuple[Candidate, ...]) -> None:
         self.members = members
-        self._plain: dict[str, _ViewIndex] = {}
-        self._dropped: dict[str, _ViewIndex] = {}
+        self._plain: dict[str, ViewIndex] = {}
+        self._dropped: dict[str, ViewIndex] = {}
 
     def __iter__(self) -> Iterator[Candidate]:
         return iter(self.members)
@@ -91,7 +91,7 @@ class Pool:
     def __len__(self) -> int:
         return len(self.members)
 
-    def plain(self, view: str) -> _ViewIndex:
+    def plain(self, view: str) -> ViewIndex:
         """The readings of every candidate with ``view`` put before its keys."""
         found = self._plain.get(view)
         if found is None:
@@ -99,7 +99,7 @@ class Pool:
             found = self._plain[view] = _index(readings)
         return found
 
-    def dropped(self, base: str) -> _ViewIndex:
+    def dropped(self, base: str) -> ViewIndex:
         """The readings of candidates with one of their component prefixes dropped and
         ``base`` put before their keys (a component saved alone, maybe wrapped)."""
         found = self._dropped.get(base)
@@ -143,7 +143,7 @@ def _file_key(key: str, view: str, drop: str) -> str | None:
     return view + key[len(drop) :] if key.startswith(drop) else None
 
 
-def _index(readings: list[Reading]) -> _ViewIndex:
+def _index(readings: list[Reading]) -> ViewIndex:
     by_first: dict[str, list[Reading]] = {}
     by_key: dict[str, list[Reading]] = {}
     for reading in readings:
@@ -151,7 +151,7 @@ def _index(readings: list[Reading]) -> _ViewIndex:
             by_first.setdefault(reading.first, []).append(reading)
         for key in reading.required_keys:
             by_key.setdefault(key, []).append(reading)
-    return _ViewIndex(by_first, by_key, frozenset(by_first), frozenset(by_key))
+    return ViewIndex(by_first, by_key, frozenset(by_first), frozenset(by_key))
 
 
 def candidates(linked: LinkedRegistry) -> Pool:

@@ -63,8 +63,8 @@ _memo: dict[str, ShapeInfo] = {}
 # read-only, so one serves them all. A table is found by the entries' length and ends, then
 # compared in full; the oldest are forgotten past a number of tables or of characters kept.
 _layouts: OrderedDict[tuple[int, int, str, str], tuple[str, TensorTable]] = OrderedDict()
-_LAYOUTS_KEPT = 64
-_LAYOUTS_CHARS = 16_000_000
+_LAYOUTS_KEPT = 32
+_LAYOUTS_CHARS = 8_000_000  # some 20 SDXL LoRAs
 _ENDS = 64  # characters of each end of the entries in the key
 
 
@@ -79,9 +79,11 @@ def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]]
     end = len(text)
     while end > start and text[end - 1] == " ":  # the padding is no part of the layout
         end -= 1
-    key = (end - start, data_length, text[start : start + _ENDS], text[end - _ENDS : end])
+    tail = max(start, end - _ENDS)
+    key = (end - start, data_length, text[start : start + _ENDS], text[tail:end])
     kept = _layouts.get(key)
     if kept is not None and text.startswith(kept[0], start):
+        _layouts.move_to_end(key)
         return kept[1], metadata
     entries = text[start:end]
     table = _read_entries(entries, data_length)
