@@ -10,6 +10,7 @@ names a model type for a test file, mirc's answer must be the MIR id of that typ
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 from collections.abc import Mapping
@@ -19,11 +20,23 @@ import pytest
 import torch
 import yaml
 from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from compiler.identify import Candidate, FileReport, candidates, identify_file
-from compiler.identify.prefixes import COMPONENTS, WRAPPERS
+from compiler.identify import FileReport, Pool, candidates, identify_file
+from compiler.identify.match import score_all
+from compiler.identify.pool import Candidate
+from compiler.identify.prefixes import (
+    COMPONENTS,
+    WRAPPERS,
+    KeyIndex,
+    common_region,
+    component_prefixes,
+)
+from compiler.ir import Fingerprint
 from compiler.registry import check_registry
-from compiler.tensorfile import layout_digest, read_header, write_sparse
+from compiler.tensorfile import TensorTable, layout_digest, parse_header, read_header, write_sparse
+from tests import identify_oracle
 from tests.conftest import ROOT, check_snapshot, run_mirc
 from tools.fingerprinting.derive import Derivation, derive
 from tools.fingerprinting.lora import with_rank
@@ -110,7 +123,7 @@ def derivation() -> Derivation:
 
 
 @pytest.fixture(scope="module")
-def pool() -> tuple[Candidate, ...]:
+def pool() -> Pool:
     result = check_registry(Path(ROOT, "spec"))
     assert result.linked is not None
     return candidates(result.linked)
@@ -409,6 +422,82 @@ def test_cli_json(files: dict[str, Path]) -> None:
     assert [t["mir"] for t in by_component["vae"]["ties"]] == [f"{KL_F8}:stable-diffusion-xl"]
     assert entry["dtypes"] == {"F16": {"tensors": 1130, "parameters": entry["parameters"]}}
     assert entry["hashes"]["content"] is None
+
+
+# ---- the indexed matcher scores what trying every candidate scores ------------------------
+
+
+def _agrees_with_the_oracle(pool: Pool, tensors: TensorTable) -> None:
+    index = KeyIndex(tensors.sorted_names(), tensors.name_set)
+    for full in (False, True):
+        indexed = score_all(pool, tensors, index, full=full)
+        assert indexed == identify_oracle.score_all(pool, tensors, index, full=full)
+
+
+def test_indexed_matching_agrees_on_every_test_file(files: dict[str, Path], pool: Pool) -> None:
+    for path in files.values():
+        _agrees_with_the_oracle(pool, read_header(path).tensors)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_indexed_matching_agrees_on_perturbed_files(
+    derivation: Derivation, pool: Pool, data: st.DataObject
+) -> None:
+    """Files cut down, reshaped, prefixed and mixed from the real layouts: the nearest
+    candidates of the unknown ones as well as the matches of the known ones."""
+    sources = sorted(derivation.sources)
+    layout = _layout(derivation, data.draw(st.sampled_from(sources)))
+    if data.draw(st.booleans()):
+        other = _layout(derivation, data.draw(st.sampled_from(sources)))
+        prefix = data.draw(st.sampled_from(["", *(c.text for c in COMPONENTS)]))
+        layout |= {prefix + key: shape for key, shape in other.items()}
+    rng = data.draw(st.randoms(use_true_random=False))
+    keep = data.draw(st.sampled_from([1.0, 0.99, 0.9, 0.5, 0.05]))
+    layout = {k: v for k, v in layout.items() if rng.random() < keep} or {"w": (1,)}
+    for key in rng.sample(sorted(layout), min(len(layout), data.draw(st.integers(0, 3)))):
+        layout[key] = (*layout[key], 2)
+    wrapper = data.draw(st.sampled_from(["", *(w.text for w in WRAPPERS)]))
+    _agrees_with_the_oracle(pool, _table({wrapper + k: v for k, v in layout.items()}))
+
+
+def test_indexed_matching_keeps_the_order_of_equal_scores() -> None:
+    """Scores that rank equal keep the order every-candidate scoring gives them (by view, then
+    by candidate; dropped prefixes after), so ties are reported the same way. Here each of 12
+    candidates of 3 variants reads the file wrapped in ``module.`` both with and without its
+    component prefix, equally well: first with every required key, then with half of them."""
+    keys = [(f"first_stage_model.k{i}.weight", f"first_stage_model.z{i}.weight") for i in range(12)]
+    tied = Pool(tuple(_candidate(f"mir:info.vae.tie:{i % 3}", k) for i, k in enumerate(keys)))
+    for every in (True, False):
+        names = [key for pair in keys for key in (pair if every else pair[:1])]
+        layout = {f"module.{k}": (1,) for k in names}
+        layout |= {f"module.{k.removeprefix('first_stage_model.')}": (1,) for k in names}
+        tensors = _table(layout)
+        _agrees_with_the_oracle(tied, tensors)
+        index = KeyIndex(tensors.sorted_names(), tensors.name_set)
+        scores = score_all(tied, tensors, index, full=not every)
+        assert len(scores) == 24 and len({s.confidence for s in scores}) == 1
+
+
+def _candidate(mir: str, required: tuple[str, ...]) -> Candidate:
+    region = common_region(required)
+    fingerprint = Fingerprint("ldm", dict.fromkeys(required, (1,)), component="vae")
+    return Candidate(mir, fingerprint, region, component_prefixes(region), required[0], frozenset())
+
+
+def _table(layout: Mapping[str, tuple[int, ...]]) -> TensorTable:
+    """The tensors of an F16 file of ``layout``, read from its header alone."""
+    entries, offset = {}, 0
+    for name, shape in sorted(layout.items()):
+        size = 2 * math.prod(shape)
+        entries[name] = {
+            "dtype": "F16",
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    raw = json.dumps(entries, separators=(",", ":")).encode()
+    return parse_header("case", raw, 8 + len(raw) + offset).tensors
 
 
 # ---- mirc fingerprint ---------------------------------------------------------------------

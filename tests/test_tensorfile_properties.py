@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.diagnostics import MircError
-from compiler.tensorfile import DTYPE_BITS, canonical, header, parse_header
+from compiler.tensorfile import DTYPE_BITS, SafetensorsHeader, canonical, header, parse_header
 from tests.safetensors_peer import Verdict, blob, ours, peer, same_reading
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -243,8 +243,12 @@ def test_fast_path_agrees_with_the_general_reader(content: bytes) -> None:
         assert fast[1] == general[1]
 
 
-def test_fast_path_takes_serializer_output() -> None:
-    content = serialize({"a": ("F16", [2, 3]), "b": ("U8", [])}, {"format": "pt"})
+@pytest.mark.parametrize("metadata", [None, {"format": "pt"}])
+@pytest.mark.parametrize("count", [1, 2, 3000])
+def test_fast_path_takes_serializer_output(metadata: dict[str, str] | None, count: int) -> None:
+    """With or without metadata, and past the size the fast path splits a chunk at a time."""
+    layout = {f"layer.{n}.w": ("F16" if n % 7 else "U8", [n % 5, 3]) for n in range(count)}
+    content = serialize(layout, metadata)
     length = int.from_bytes(content[:8], "little")
     text = content[8 : 8 + length].decode()
     fast = canonical.recognise(text, len(content) - 8 - length)
@@ -252,3 +256,52 @@ def test_fast_path_takes_serializer_output() -> None:
     assert dict(fast[0].items()) == dict(
         parse_header("x", content[8 : 8 + length], len(content)).tensors.items()
     )
+    general = header._read_general("x", content[8 : 8 + length], text, len(content) - 8 - length)
+    assert list(fast[0].items()) == list(general[0].items())
+
+
+# --- the memo of tables: a layout read once per process -------------------------------------
+
+
+def _parsed(content: bytes) -> SafetensorsHeader:
+    length = int.from_bytes(content[:8], "little")
+    return parse_header("case", content[8 : 8 + length], len(content))
+
+
+LAYOUT = {f"block.{n}.weight": ("F16", [n + 1, 3]) for n in range(40)}
+
+
+def test_a_repeated_layout_is_one_table() -> None:
+    """Files with the same entries share a table whatever their metadata and padding."""
+    first = _parsed(serialize(LAYOUT, {"format": "pt"}))
+    second = _parsed(serialize(LAYOUT, {"title": "another file, with more metadata"}))
+    third = _parsed(serialize(LAYOUT, None))
+    assert second.tensors is first.tensors is third.tensors
+    assert (first.metadata, second.metadata, third.metadata) == (
+        {"format": "pt"},
+        {"title": "another file, with more metadata"},
+        {},
+    )
+
+
+def test_the_same_entries_over_other_data_are_read_again() -> None:
+    content = serialize(LAYOUT, None)
+    assert _parsed(content).tensors["block.39.weight"].shape == (40, 3)
+    with pytest.raises(MircError) as info:
+        _parsed(content + b"\0" * 8)
+    assert info.value.diagnostics[0].code == "safetensors-data-length"
+
+
+def test_entries_alike_at_both_ends_are_compared_whole() -> None:
+    """Same length, same first and last characters: the tables are still each file's own."""
+    other = {k.replace("block.20.", "block.2x."): v for k, v in LAYOUT.items()}
+    first, second = _parsed(serialize(LAYOUT, None)), _parsed(serialize(other, None))
+    assert "block.20.weight" in first.tensors and "block.20.weight" not in second.tensors
+    assert second.tensors["block.2x.weight"].shape == (21, 3)
+
+
+def test_the_memo_of_tables_is_bounded() -> None:
+    canonical.forget()
+    for rank in range(3 * canonical._LAYOUTS_KEPT):
+        _parsed(serialize({"w": ("F16", [rank, 2])}, None))
+    assert len(canonical._layouts) == canonical._LAYOUTS_KEPT

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import pickle
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from compiler.diagnostics import MircError, render_text
 from compiler.tensorfile import (
     FileFormat,
+    SafetensorsHeader,
     data_digest,
     layout_digest,
+    layout_digests,
+    parse_header,
     read_header,
     sniff,
+    table_digests,
     write_sparse,
 )
 from tests.safetensors_peer import blob, ours, peer, same_reading, tensor
@@ -145,6 +152,46 @@ def test_layout_digest_format_and_independence(tmp_path: Path) -> None:
     assert layout_digest(first.tensors, with_dtype=True) != layout_digest(
         second.tensors, with_dtype=True
     )
+
+
+# Names that JSON writes as they are, and names it escapes (which the general reader reads).
+table_names = st.text(alphabet=st.sampled_from('ab.\\"\x01é_09'), max_size=6)
+table_layouts = st.dictionaries(
+    table_names,
+    st.tuples(
+        st.sampled_from(["F16", "BF16", "F32", "I64", "U8"]),
+        st.lists(st.integers(0, 4), max_size=3),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(table_layouts, st.booleans())
+def test_table_digests_are_the_row_digests(
+    layout: dict[str, tuple[str, list[int]]], by_name: bool
+) -> None:
+    """The column-wise hashes are the row-wise ones, whether the file lists the tensors in
+    name order or not, and the table finds each tensor by name either way."""
+    header = _parsed(dict(sorted(layout.items())) if by_name else layout)
+    assert table_digests(header.tensors) == layout_digests(header.tensors.rows())
+    for name, (dtype, shape) in layout.items():
+        assert header.tensors[name].dtype == dtype
+        assert header.tensors.shape_of(name) == tuple(shape)
+    assert header.tensors.shape_of("not a tensor") is None
+
+
+def _parsed(layout: dict[str, tuple[str, list[int]]]) -> SafetensorsHeader:
+    """A compact header of ``layout``'s tensors in its order, read (no file needed)."""
+    entries: dict[str, object] = {}
+    offset = 0
+    for name, (dtype, shape) in layout.items():
+        size = math.prod(shape) * {"F16": 2, "BF16": 2, "F32": 4, "I64": 8, "U8": 1}[dtype]
+        entries[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(entries, separators=(",", ":"), ensure_ascii=False).encode()
+    return parse_header("case", raw, 8 + len(raw) + offset)
 
 
 # --- sparse files -------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from compiler.cli.output import print_diagnostics, print_json
 from compiler.diagnostics import MircError
 from compiler.identify import (
-    Candidate,
     FileReport,
     Outcome,
+    Pool,
     candidates,
     collect_files,
     guess_format,
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     printer.set_defaults(handler=run_fingerprint)
 
 
-def _pool() -> tuple[Candidate, ...]:
+def _pool() -> Pool:
     result = check_registry(default_spec_dir())
     if result.linked is None:
         raise MircError([d for d in result.diagnostics if d.is_error])

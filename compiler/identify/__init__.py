@@ -1,8 +1,9 @@
 """Identify model files from their safetensors headers: scored, explainable fingerprint matching.
 
-``identify_files`` reads each header (``compiler.tensorfile``, never a pickle), scores every
-fingerprint of the registry against it (``match``), and reports the MIR id of each component it
-finds with the keys that decided it, ties, the prediction type, sizes and hashes (``report``).
+``identify_files`` reads each header (``compiler.tensorfile``, never a pickle), scores the
+fingerprints of the registry that it could match (``match``; the registry is compiled once into
+a ``pool`` indexed by required keys), and reports the MIR id of each component it finds with the
+keys that decided it, ties, the prediction type, sizes and hashes (``report``).
 ``suggest_fingerprint`` writes the fingerprint block for a spec from a file (``suggest``).
 Key prefixes are canonicalised through the table in ``prefixes``.
 """
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, MircError, Span
-from compiler.identify.match import Candidate, Finding, Score, candidates
+from compiler.identify.match import Finding, Score
+from compiler.identify.pool import Candidate, Pool, candidates
 from compiler.identify.report import FileReport, report
 from compiler.identify.suggest import guess_format, suggest_fingerprint
 from compiler.link import LinkedRegistry
@@ -28,6 +30,7 @@ __all__ = [
     "FileReport",
     "Finding",
     "Outcome",
+    "Pool",
     "Score",
     "candidates",
     "collect_files",
@@ -68,19 +71,19 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], l
 
 def identify_file(
     path: str | os.PathLike[str],
-    pool: tuple[Candidate, ...],
+    pool: Pool,
     content_hash: bool = False,
     layout_hashes: bool = True,
 ) -> FileReport:
     """Identify one safetensors file; raises :class:`MircError` for a file mirc will not read.
 
-    The layout hashes cost about half as much as the matching; ``layout_hashes=False`` skips
-    them."""
+    ``layout_hashes=False`` skips the two layout hashes (a sha256 each over the sorted names
+    and shapes)."""
     return report(read_header(path), pool, content_hash, layout_hashes)
 
 
 def identify_files(
-    files: Iterable[str], pool: tuple[Candidate, ...], content_hash: bool = False
+    files: Iterable[str], pool: Pool, content_hash: bool = False
 ) -> Iterator[Outcome]:
     """Identify each file in turn; a rejected file yields its diagnostics and the rest go on."""
     for file in files:

@@ -1,49 +1,29 @@
-"""Scoring every registry fingerprint against a file's tensors, and keeping what they prove.
+"""Scoring the registry's fingerprints against a file's tensors, and keeping what they prove.
 
-Each candidate is one fingerprint of one variant. Through each view (``prefixes.views``) a
-candidate scores the share of its required keys that the file has with a fitting shape (a
-``null`` size fits any), less a penalty for each forbidden key the file has; a candidate
-*matches* when it has every required key and no forbidden one. Matches that read the same part
-of the file (the same *region*) compete: the best confidence wins, and candidates as good as it
-from other variants are reported as a tie, never picked from arbitrarily.
+Each candidate is one fingerprint of one variant (``pool``). Through each view
+(``prefixes.views``) a candidate scores the share of its required keys that the file has with a
+fitting shape (a ``null`` size fits any), less a penalty for each forbidden key the file has; a
+candidate *matches* when it has every required key and no forbidden one. Only readings that can
+match are scored (those with every required key in the file; for an unknown file's nearest
+candidates, those with any). Matches that read the same part of the file (the same *region*)
+compete: the best confidence wins, and candidates as good as it from other variants are
+reported as a tie, never picked from arbitrarily.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compiler.identify.prefixes import KeyIndex, common_region, component_prefixes, views
-from compiler.ir import BASE, Fingerprint, Shape
-from compiler.lang.mir import MirId
-from compiler.link import LinkedRegistry
+from compiler.identify.pool import Candidate, Key, Pool, Reading
+from compiler.identify.prefixes import KeyIndex, Views, views
+from compiler.ir import Shape
 from compiler.tensorfile import TensorTable
 
 # How much the file's tensor count agreeing with the fingerprint's adds to a full match.
 COUNT_WEIGHT = 0.1
 FORBIDDEN_PENALTY = 0.5
 NEAREST = 3
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A registry fingerprint, as matching needs it."""
-
-    mir: str
-    fingerprint: Fingerprint
-    region: str  # the longest dotted prefix all its required keys share
-    drops: tuple[str, ...]  # component prefixes to drop to read the component saved alone
-    first: str  # its first required key: no reading can match a file without it
-    keys: Mapping[str, frozenset[str]]  # its required keys with each prefix of ``drops`` (and "")
-    # taken off, to tell at set speed whether a file shares any
-    distinct: frozenset[str]  # its keys that no fingerprint of another format mentions
-
-    @property
-    def label(self) -> str:
-        """The component it fingerprints (``lora`` for adapters), for reports."""
-        return self.fingerprint.component or (
-            "lora" if self.fingerprint.format.endswith("lora") else "model"
-        )
 
 
 @dataclass(frozen=True)
@@ -81,51 +61,6 @@ class Finding:
     ties: tuple[Score, ...]
 
 
-def candidates(linked: LinkedRegistry) -> tuple[Candidate, ...]:
-    """Every fingerprint of every variant in the registry, in a stable order."""
-    printed = [
-        (_display(mir), fingerprint)
-        for mir, variant in sorted(linked.variants.items(), key=lambda item: str(item[0]))
-        for fingerprint in variant.fingerprints
-    ]
-    formats: dict[str, set[str]] = {}
-    for _, fingerprint in printed:
-        for key in _mentioned(fingerprint):
-            formats.setdefault(key, set()).add(fingerprint.format)
-    return tuple(
-        Candidate(
-            mir,
-            fingerprint,
-            region := _region(fingerprint),
-            component_prefixes(region),
-            next(iter(fingerprint.required), ""),
-            _stripped_keys(fingerprint, component_prefixes(region)),
-            frozenset(k for k in _mentioned(fingerprint) if formats[k] == {fingerprint.format}),
-        )
-        for mir, fingerprint in printed
-    )
-
-
-def _stripped_keys(fingerprint: Fingerprint, drops: tuple[str, ...]) -> dict[str, frozenset[str]]:
-    return {
-        drop: frozenset(k[len(drop) :] for k in fingerprint.required if k.startswith(drop))
-        for drop in ("", *drops)
-    }
-
-
-def _mentioned(fingerprint: Fingerprint) -> list[str]:
-    return [*fingerprint.required, *fingerprint.optional, *fingerprint.forbidden]
-
-
-def _display(mir: MirId) -> str:
-    """The id as people write it: the base variant without its ``:base``."""
-    return str(mir._replace(compat=None) if mir.compat == BASE else mir)
-
-
-def _region(fingerprint: Fingerprint) -> str:
-    return common_region(fingerprint.required)
-
-
 def fits(expected: Shape, actual: Sequence[int]) -> bool:
     """Whether a file's shape is the fingerprint's; ``None`` fits any size."""
     return len(expected) == len(actual) and all(
@@ -133,42 +68,39 @@ def fits(expected: Shape, actual: Sequence[int]) -> bool:
     )
 
 
-def score(
-    candidate: Candidate, reading: tuple[str, str], tensors: TensorTable, index: KeyIndex
-) -> Score:
-    """``candidate`` read through ``reading``: (the view put before each key, the prefix taken
-    off each key first)."""
-    view, drop = reading
-    fingerprint = candidate.fingerprint
-    matched, missing = _check(fingerprint.required, reading, tensors)
-    optional, _ = _check(fingerprint.optional, reading, tensors)
-    forbidden = tuple(key for key in fingerprint.forbidden if _file_key(key, reading) in tensors)
-    share = len(matched) / max(len(fingerprint.required), 1)
+def score(reading: Reading, tensors: TensorTable, index: KeyIndex) -> Score:
+    """A candidate read through one compiled reading of ``tensors``."""
+    candidate = reading.candidate
+    matched, missing, reshaped = _check(reading.required, tensors)
+    optional = _check(reading.optional, tensors)[0]
+    forbidden = tuple(key for key, name in reading.forbidden if name in tensors)
+    share = len(matched) / max(len(reading.required), 1)
     if not missing:
-        region = view + candidate.region.removeprefix(drop)
+        region = reading.view + candidate.region.removeprefix(reading.drop)
         share *= 1 - COUNT_WEIGHT + COUNT_WEIGHT * _count_agreement(candidate, region, index)
     confidence = round(share * (FORBIDDEN_PENALTY ** len(forbidden)), 4)
-    reshaped = tuple(k for k in missing if _file_key(k, reading) in tensors)
     return Score(
-        candidate, view, drop, confidence, matched + optional, missing, reshaped, forbidden
-    )
-
-
-def _file_key(key: str, reading: tuple[str, str]) -> str | None:
-    view, drop = reading
-    return view + key[len(drop) :] if key.startswith(drop) else None
+        candidate, reading.view, reading.drop, confidence, matched + optional, missing, reshaped,
+        forbidden,
+    )  # fmt: skip
 
 
 def _check(
-    keys: Mapping[str, Shape], reading: tuple[str, str], tensors: TensorTable
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    keys: tuple[Key, ...], tensors: TensorTable
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The keys found with a fitting shape, those not, and those of them found reshaped."""
     found: list[str] = []
     lacking: list[str] = []
-    for key, shape in keys.items():
-        name = _file_key(key, reading)
-        info = tensors.get(name) if name is not None else None
-        (found if info is not None and fits(shape, info.shape) else lacking).append(key)
-    return tuple(found), tuple(lacking)
+    reshaped: list[str] = []
+    for key, name, shape, exact in keys:
+        actual = None if name is None else tensors.shape_of(name)
+        if actual is not None and (actual == shape if exact else fits(shape, actual)):
+            found.append(key)
+            continue
+        lacking.append(key)
+        if actual is not None:
+            reshaped.append(key)
+    return tuple(found), tuple(lacking), tuple(reshaped)
 
 
 def _count_agreement(candidate: Candidate, region: str, index: KeyIndex) -> float:
@@ -183,44 +115,64 @@ def _count_agreement(candidate: Candidate, region: str, index: KeyIndex) -> floa
 
 
 def score_all(
-    pool: Iterable[Candidate], tensors: TensorTable, index: KeyIndex, *, full: bool = False
+    pool: Pool,
+    tensors: TensorTable,
+    index: KeyIndex,
+    *,
+    full: bool = False,
+    found: Views | None = None,
 ) -> list[Score]:
     """The candidates through every reading of the file, best first: by confidence, then the
     file read as it is before a component of it, then by the keys only its format names (a
     diffusers VAE matches the ldm VAE print too), then by how much it matched.
 
-    A reading is scored only when the file has all the candidate's required keys there (looked
-    for only where it has the first), so a file costs about one lookup per reading; with
+    A reading is scored only when the file has all the candidate's required keys there; with
     ``full`` (for the nearest candidates of an unknown file), when it has any required key.
+    ``found``: the file's views, if at hand.
     """
-    found = views(index)
+    found = views(index) if found is None else found
     names = index.name_set
-    readings = [(c, (view, "")) for view in found.all for c in pool if view + c.first in names]
-    readings += [
-        (c, (base, drop))
-        for c in pool
-        for drop in c.drops
-        if c.first.startswith(drop)
-        for base in found.bases
-        if base + c.first[len(drop) :] in names
-    ]
-    if full:
-        under = {view: index.stripped(view) for view in found.all}
-        readings = [
-            (c, (view, drop))
-            for c in pool
-            for view, drop in [(view, "") for view in found.all]
-            + [(base, drop) for drop in c.drops for base in found.bases]
-            if not c.keys[drop].isdisjoint(under[view])
-        ]
-    else:
-        readings = [(c, r) for c, r in readings if _has_required(c, r, names)]
-    scores = [score(c, reading, tensors, index) for c, reading in readings]
-    return sorted(scores, key=_rank)
+    readings = _sharing(pool, found, names) if full else _complete(pool, found, names)
+    return sorted((score(reading, tensors, index) for reading in readings), key=_rank)
 
 
-def _has_required(candidate: Candidate, reading: tuple[str, str], names: frozenset[str]) -> bool:
-    return all(_file_key(key, reading) in names for key in candidate.fingerprint.required)
+def _complete(pool: Pool, found: Views, names: frozenset[str]) -> list[Reading]:
+    """The readings with every required key in the file: each view's in pool order, then
+    those that drop a component prefix, by candidate, prefix and base."""
+    readings: list[Reading] = []
+    for view in found.all:
+        table = pool.plain(view)
+        hits = [r for first in table.firsts & names for r in table.by_first[first]]
+        readings += sorted(hits, key=_pool_order)
+    dropped: list[tuple[int, int, int, Reading]] = []
+    for place, base in enumerate(found.bases):
+        table = pool.dropped(base)
+        for first in table.firsts & names:
+            dropped += ((r.rank, r.place, place, r) for r in table.by_first[first])
+    readings += (entry[3] for entry in sorted(dropped, key=lambda entry: entry[:3]))
+    return [r for r in readings if r.whole and r.required_keys <= names]
+
+
+def _sharing(pool: Pool, found: Views, names: frozenset[str]) -> list[Reading]:
+    """The readings with any required key in the file, by candidate, then view as listed,
+    then dropped prefix and base."""
+    chosen: dict[tuple[int, int], Reading] = {}
+    for place, view in enumerate(found.all):
+        table = pool.plain(view)
+        for key in table.keys & names:
+            chosen.update(((r.rank, place), r) for r in table.by_key[key])
+    bases = len(found.bases)
+    for place, base in enumerate(found.bases):
+        table = pool.dropped(base)
+        for key in table.keys & names:
+            chosen.update(
+                ((r.rank, len(found.all) + r.place * bases + place), r) for r in table.by_key[key]
+            )
+    return [chosen[order] for order in sorted(chosen)]
+
+
+def _pool_order(reading: Reading) -> int:
+    return reading.rank
 
 
 def _rank(s: Score) -> tuple[float, int, int, int, str]:

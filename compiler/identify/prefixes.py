@@ -53,6 +53,8 @@ COMPONENTS: tuple[Prefix, ...] = (
     Prefix("lora_te_", "a kohya LoRA of the text encoder"),
 )
 
+_COMPONENT_TEXTS = tuple(c.text for c in COMPONENTS)
+
 # Keys that only mark how a model was trained; they are no part of its layout's identity.
 MARKER_KEYS = frozenset({"v_pred", "ztsnr"})
 # Other weights a fine-tune may carry beside the model's own (an EMA copy); not the model.
@@ -73,12 +75,6 @@ class KeyIndex(NamedTuple):
     @property
     def names(self) -> int:
         return len(self.sorted_names)
-
-    def has_prefix(self, prefix: str) -> bool:
-        """Whether some name starts with ``prefix``."""
-        names = self.sorted_names
-        at = bisect_left(names, prefix)
-        return at < len(names) and names[at].startswith(prefix)
 
     def stripped(self, prefix: str) -> frozenset[str]:
         """The names that start with ``prefix``, with it taken off."""
@@ -124,7 +120,13 @@ def views(index: KeyIndex) -> Views:
     """
     wrapper = wrapper_of(index)
     bases = ("", wrapper) if wrapper else ("",)
-    found = [base + c.text for base in bases for c in COMPONENTS if index.has_prefix(base + c.text)]
+    names, found = index.sorted_names, []
+    for base in bases:  # every file asks this of every component: bisections, inline
+        for text in _COMPONENT_TEXTS:
+            prefix = base + text
+            at = bisect_left(names, prefix)
+            if at < len(names) and names[at].startswith(prefix):
+                found.append(prefix)
     return Views(bases, tuple(dict.fromkeys([*bases, *found])))
 
 

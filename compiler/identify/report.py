@@ -9,10 +9,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import compress
 
-from compiler.identify.match import Candidate, Finding, Score, findings, nearest, score_all
-from compiler.identify.prefixes import EXTRA_PREFIXES, MARKER_KEYS, KeyIndex
-from compiler.tensorfile import DTYPE_BITS, SafetensorsHeader, data_digest, layout_digests
+from compiler.identify.match import Finding, Score, findings, nearest, score_all
+from compiler.identify.pool import Pool
+from compiler.identify.prefixes import EXTRA_PREFIXES, MARKER_KEYS, KeyIndex, views
+from compiler.tensorfile import (
+    DTYPE_BITS,
+    SafetensorsHeader,
+    TensorTable,
+    data_digest,
+    layout_digests,
+    table_digests,
+)
 
 # Metadata keys that name the prediction type, as trainers write them.
 PREDICTION_METADATA = ("modelspec.prediction_type", "modelspec.predict_key")
@@ -64,21 +73,17 @@ class FileReport:
 
 def report(
     header: SafetensorsHeader,
-    pool: tuple[Candidate, ...],
+    pool: Pool,
     content_hash: bool = False,
     layout_hashes: bool = True,
 ) -> FileReport:
     """Identify the file whose validated header is ``header`` against the candidates ``pool``;
     ``layout_hashes`` and ``content_hash`` say which hashes to compute."""
     tensors = header.tensors
-    rows = list(tensors.rows())
-    if any(marker in tensors for marker in MARKER_KEYS):
-        rows = [row for row in rows if row[0] not in MARKER_KEYS]
-    index = KeyIndex.of(row[0] for row in rows)
-    found = tuple(findings(score_all(pool, tensors, index)))
-    near = () if found else tuple(nearest(score_all(pool, tensors, index, full=True)))
-    shares = _dtype_shares(rows)
-    layout, layout_dtype = layout_digests(rows) if layout_hashes else (None, None)
+    index, shares, (layout, layout_dtype) = _summary(tensors, layout_hashes)
+    seen = views(index)
+    found = tuple(findings(score_all(pool, tensors, index, found=seen)))
+    near = () if found else tuple(nearest(score_all(pool, tensors, index, full=True, found=seen)))
     return FileReport(
         header.path,
         len(tensors),
@@ -92,20 +97,50 @@ def report(
     )
 
 
-def _dtype_shares(rows: list[tuple[str, str, tuple[int, ...], int]]) -> tuple[DtypeShare, ...]:
-    counts = Counter(row[1] for row in rows)
-    if len(counts) == 1:
-        (dtype,) = counts
-        nbytes = {dtype: sum(row[3] for row in rows)}
-    else:
-        nbytes = dict.fromkeys(counts, 0)
-        for _, dtype, _, size in rows:
-            nbytes[dtype] += size
+def _summary(
+    tensors: TensorTable, layout_hashes: bool
+) -> tuple[KeyIndex, tuple[DtypeShare, ...], tuple[str | None, str | None]]:
+    """The names to match, the dtype breakdown and the layout hashes, without marker keys.
+
+    A file without markers (nearly all) is summed up from the table's columns."""
+    if MARKER_KEYS.isdisjoint(tensors.name_set):
+        index = KeyIndex(tensors.sorted_names(), tensors.name_set)
+        hashes = table_digests(tensors) if layout_hashes else (None, None)
+        return index, _table_shares(tensors), hashes
+    rows = [row for row in tensors.rows() if row[0] not in MARKER_KEYS]
+    index = KeyIndex.of(row[0] for row in rows)
+    return index, _dtype_shares(rows), layout_digests(rows) if layout_hashes else (None, None)
+
+
+def _table_shares(tensors: TensorTable) -> tuple[DtypeShare, ...]:
+    """The dtype breakdown from the columns: one dtype holds the whole data region."""
+    dtypes, ends = tensors.dtypes, tensors.ends
+    if dtypes and dtypes.count(dtypes[0]) == len(dtypes):
+        return (_share(dtypes[0], len(dtypes), ends[-1]),)
+    sizes = list(map(int.__sub__, ends[1:], ends[:-1]))
     shares = (
-        DtypeShare(dtype, count, nbytes[dtype] * 8 // DTYPE_BITS[dtype])
-        for dtype, count in counts.items()
+        _share(dtype, count, sum(compress(sizes, map(dtype.__eq__, dtypes))))
+        for dtype, count in Counter(dtypes).items()
     )
-    return tuple(sorted(shares, key=lambda share: (-share.parameters, share.dtype)))
+    return tuple(sorted(shares, key=_share_order))
+
+
+def _dtype_shares(rows: list[tuple[str, str, tuple[int, ...], int]]) -> tuple[DtypeShare, ...]:
+    nbytes: dict[str, int] = {}
+    counts: Counter[str] = Counter()
+    for _, dtype, _, size in rows:
+        nbytes[dtype] = nbytes.get(dtype, 0) + size
+        counts[dtype] += 1
+    shares = (_share(dtype, count, nbytes[dtype]) for dtype, count in counts.items())
+    return tuple(sorted(shares, key=_share_order))
+
+
+def _share(dtype: str, tensors: int, nbytes: int) -> DtypeShare:
+    return DtypeShare(dtype, tensors, nbytes * 8 // DTYPE_BITS[dtype])
+
+
+def _share_order(share: DtypeShare) -> tuple[int, str]:
+    return (-share.parameters, share.dtype)
 
 
 def prediction(metadata: Mapping[str, str], tensors: Mapping[str, object]) -> Prediction:

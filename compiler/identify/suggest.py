@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from compiler.identify.match import Candidate
+from compiler.identify.pool import Candidate, Pool
 from compiler.identify.prefixes import EXTRA_PREFIXES, MARKER_KEYS, common_region
 from compiler.identify.report import report
 from compiler.ir import Shape
@@ -44,9 +44,7 @@ _RANK_AXIS = {
 Layout = dict[str, tuple[int, ...]]
 
 
-def suggest_fingerprint(
-    header: SafetensorsHeader, mir: MirId, pool: tuple[Candidate, ...], file_format: str
-) -> str:
+def suggest_fingerprint(header: SafetensorsHeader, mir: MirId, pool: Pool, file_format: str) -> str:
     """The YAML ``fingerprints:`` entry for the file of ``header``, as variant ``mir`` in
     ``file_format``."""
     lora = file_format.endswith("lora")
@@ -60,7 +58,7 @@ def suggest_fingerprint(
     return _yaml(mir, file_format, component, shapes, forbidden, len(layout), parameters)
 
 
-def guess_format(header: SafetensorsHeader, pool: tuple[Candidate, ...]) -> str:
+def guess_format(header: SafetensorsHeader, pool: Pool) -> str:
     """The format of the file's best match, else the one its key names suggest."""
     found = report(header, pool).components
     if found:
@@ -72,9 +70,7 @@ def guess_format(header: SafetensorsHeader, pool: tuple[Candidate, ...]) -> str:
     return "diffusers"
 
 
-def _region_of(
-    header: SafetensorsHeader, pool: tuple[Candidate, ...], component: str | None
-) -> str:
+def _region_of(header: SafetensorsHeader, pool: Pool, component: str | None) -> str:
     """Where the component lies in a combined file: the region its match read, else the file."""
     found = report(header, pool).components
     return next((f.best.region for f in found if f.best.candidate.label == component), "")

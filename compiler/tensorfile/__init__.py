@@ -5,12 +5,19 @@ their first bytes; ``data_digest`` and ``layout_digest`` hash a file's bytes or 
 ``write_sparse`` writes header-only test files. See ``header.py`` for the rules.
 """
 
-from compiler.tensorfile.digest import data_digest, layout_digest, layout_digest_of, layout_digests
+from compiler.tensorfile.digest import (
+    data_digest,
+    layout_digest,
+    layout_digest_of,
+    layout_digests,
+    table_digests,
+)
 from compiler.tensorfile.header import parse_header, read_header
 from compiler.tensorfile.model import (
     DTYPE_BITS,
     MAX_HEADER_LENGTH,
     SafetensorsHeader,
+    ShapeInfo,
     TensorInfo,
     TensorTable,
 )
@@ -22,6 +29,7 @@ __all__ = [
     "MAX_HEADER_LENGTH",
     "FileFormat",
     "SafetensorsHeader",
+    "ShapeInfo",
     "TensorInfo",
     "TensorTable",
     "data_digest",
@@ -31,5 +39,6 @@ __all__ = [
     "parse_header",
     "read_header",
     "sniff",
+    "table_digests",
     "write_sparse",
 ]

@@ -5,7 +5,8 @@ safetensors writes ``{"__metadata__":{…},"NAME":{"dtype":"F16","shape":[320,32
 before, padded with spaces. Such a header is read with whole-list operations instead of a JSON
 parse and a loop per tensor: split at the quotes, check every fixed piece between them, parse
 each shape spelling once (remembered across files), and compare the offsets with the running
-total of the sizes. Headers past 4 MB, and sub-byte dtypes, are left to the general reader.
+total of the sizes. Headers past 4 MB, and sub-byte dtypes, are left to the general reader. A
+header whose entries are those of one read before (the same layout) takes that table.
 
 A name holds no quote (the split), no backslash and no control character (checked), so a header
 that passes is exactly the canonical JSON of the values read back: the result is the one the
@@ -15,9 +16,11 @@ which words the errors. A property test keeps the two readers in step.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
-from itertools import accumulate, pairwise, repeat
-from operator import mul
+from itertools import accumulate, repeat
+from operator import itemgetter, mul
+from typing import NamedTuple
 
 from compiler.tensorfile import general
 from compiler.tensorfile.model import (
@@ -25,9 +28,11 @@ from compiler.tensorfile.model import (
     METADATA_KEY,
     U64_MAX,
     LayoutProblem,
+    ShapeInfo,
     TensorTable,
     canonical_uints,
     element_count,
+    shape_info,
 )
 from compiler.tensorfile.strict_json import JsonProblem
 
@@ -40,26 +45,27 @@ _OFFSETS = ":[%d,%d]},"
 _WIDTH = {dtype: bits // 8 for dtype, bits in DTYPE_BITS.items() if bits % 8 == 0}
 _MAX_SIZE = U64_MAX // 8  # the reader counts bits, in 64 bits
 _MEMO_LIMIT = 4096
+_ELEMENTS = itemgetter(1)  # ShapeInfo.elements, without an attribute lookup per tensor
 # Splitting at quotes makes a string per piece; past this length (some 28,000 tensors, more than
 # any model file holds) the general reader, which builds only what the types allow, is safer.
 _MAX_LENGTH = 4_000_000
+_CHUNK = 64_000  # characters of entries split at a time (some 500 tensors)
 
 
-class _ShapeMemo:
-    """Shape spellings (``:[320,4],``) already parsed: their dims and element counts.
+# Shape spellings (``:[320,4],``) already parsed. Spellings recur across the files of one
+# architecture, so each is parsed once; when the memo is full a new one replaces it.
+_memo: dict[str, ShapeInfo] = {}
 
-    Spellings recur across the files of one architecture, so each is parsed once. When the memo
-    is full a new one replaces it; a reader keeps the one it started with.
-    """
-
-    __slots__ = ("counts", "dims")
-
-    def __init__(self) -> None:
-        self.dims: dict[str, tuple[int, ...]] = {}
-        self.counts: dict[str, int] = {}
-
-
-_memo = _ShapeMemo()
+# Tables already read in this process, by their tensor entries (the text from the first name to
+# the end, less the padding) and data length. The files of a folder often share a layout (one
+# architecture, dtype and LoRA rank), and so the text of their entries: such a file reads at the
+# cost of comparing that text with the one the first of its layout validated. A table is
+# read-only, so one serves them all. A table is found by the entries' length and ends, then
+# compared in full; the oldest are forgotten past a number of tables or of characters kept.
+_layouts: OrderedDict[tuple[int, int, str, str], tuple[str, TensorTable]] = OrderedDict()
+_LAYOUTS_KEPT = 32
+_LAYOUTS_CHARS = 8_000_000  # some 20 SDXL LoRAs
+_ENDS = 64  # characters of each end of the entries in the key
 
 
 def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]] | None:
@@ -67,26 +73,94 @@ def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]]
     if len(text) > _MAX_LENGTH:
         return None
     head = _metadata(text)
-    if head is None or text.find("\\", head[1]) >= 0:
+    if head is None:
         return None
     metadata, start = head
-    pieces = text.split('"')
-    base = text.count('"', 0, start) + 1  # the first name's piece
-    count = (len(pieces) - base) // 10
-    if len(pieces) != base + 10 * count or not count:
+    end = len(text)
+    while end > start and text[end - 1] == " ":  # the padding is no part of the layout
+        end -= 1
+    tail = max(start, end - _ENDS)
+    key = (end - start, data_length, text[start : start + _ENDS], text[tail:end])
+    kept = _layouts.get(key)
+    if kept is not None and text.startswith(kept[0], start):
+        _layouts.move_to_end(key)
+        return kept[1], metadata
+    entries = text[start:end]
+    table = _read_entries(entries, data_length)
+    if table is None:
         return None
-    for place, fixed in _FIXED:
-        if pieces[base - 1 + place :: 10].count(fixed) != count:
+    _keep(key, entries, table)
+    return table, metadata
+
+
+def _read_entries(entries: str, data_length: int) -> TensorTable | None:
+    """The table of the tensor entries ``entries`` (from the first name's quote to the end)."""
+    columns = None if entries.find("\\") >= 0 else _columns(entries)
+    if columns is None:
+        return None
+    names, dtypes, spellings, offsets = columns
+    name_set = frozenset(names)
+    if len(name_set) != len(names) or METADATA_KEY in name_set or not _plain(names):
+        return None
+    laid_out = _lay_out(dtypes, spellings, data_length)
+    if laid_out is None or not _offsets_match(offsets, laid_out[1]):
+        return None
+    return TensorTable(names, dtypes, *laid_out, name_set, plain_names=True)
+
+
+def _keep(key: tuple[int, int, str, str], entries: str, table: TensorTable) -> None:
+    _layouts[key] = (entries, table)
+    kept = sum(length for length, *_ in _layouts)
+    while len(_layouts) > _LAYOUTS_KEPT or kept > _LAYOUTS_CHARS:
+        (length, *_), _ = _layouts.popitem(last=False)
+        kept -= length
+
+
+def forget() -> None:
+    """Empty the memos of shapes and of tables, as a new process has them."""
+    global _memo
+    _memo = {}
+    _layouts.clear()
+
+
+def forget_layouts() -> None:
+    """Empty the memo of tables (benchmarks use it to time a file as if its layout were new)."""
+    _layouts.clear()
+
+
+class _Columns(NamedTuple):
+    """The variable pieces of the tensor entries: names, dtypes, shape and offset spellings."""
+
+    names: list[str]
+    dtypes: list[str]
+    spellings: list[str]
+    offsets: list[str]
+
+
+def _columns(entries: str) -> _Columns | None:
+    """The entries split at their quotes, with the fixed pieces checked; None if a piece is out
+    of place.
+
+    The text is split a chunk of entries at a time: split whole, a large header makes all its
+    pieces at once, and the allocator takes fresh memory for them where chunk by chunk it
+    reuses what the last chunk's pieces freed.
+    """
+    columns = _Columns([], [], [], [])
+    start = 0
+    while start < len(entries):
+        end = entries.find(']},"', start + _CHUNK)
+        end = len(entries) if end < 0 else end + 3  # the next name's quote
+        pieces = entries[start:end].split('"')  # a quote starts the chunk: pieces[0] is ""
+        count = len(pieces) // 10
+        if len(pieces) != 1 + 10 * count or not count:
             return None
-    names = pieces[base::10]
-    index = dict(zip(names, range(count), strict=True))
-    if len(index) != count or METADATA_KEY in index or not _plain(names):
-        return None
-    dtypes = pieces[base + 4 :: 10]
-    laid_out = _lay_out(dtypes, pieces[base + 7 :: 10], data_length)
-    if laid_out is None or not _offsets_match(pieces[base + 9 :: 10], laid_out[1]):
-        return None
-    return TensorTable(index, dtypes, *laid_out), metadata
+        for place, fixed in _FIXED:
+            if pieces[place::10].count(fixed) != count:
+                return None
+        for column, place in zip(columns, (1, 5, 8, 10), strict=True):
+            column += pieces[place::10]
+        start = end
+    return columns
 
 
 def _metadata(text: str) -> tuple[dict[str, str], int] | None:
@@ -107,8 +181,8 @@ def _plain(names: list[str]) -> bool:
 
 
 def _lay_out(
-    dtypes: list[str], shapes: list[str], data_length: int
-) -> tuple[list[tuple[int, ...]], list[int]] | None:
+    dtypes: list[str], spellings: list[str], data_length: int
+) -> tuple[list[ShapeInfo], list[int]] | None:
     """Each tensor's shape, and the running end offsets of tensors of those shapes and dtypes.
 
     None if a dtype or shape spelling is not for this path or the ends miss ``data_length``.
@@ -124,33 +198,25 @@ def _lay_out(
     if widths is None or data_length > _MAX_SIZE:
         return None
     try:
-        counts = list(map(memo.counts.__getitem__, shapes))
+        shapes = list(map(memo.__getitem__, spellings))
     except KeyError:
-        if not _learn(memo, set(shapes)):
+        if not _learn(memo, set(spellings)):
             return None
-        counts = list(map(memo.counts.__getitem__, shapes))
-    ends = list(accumulate(map(mul, counts, widths), initial=0))
-    if ends[-1] != data_length:
-        return None
-    return list(map(memo.dims.__getitem__, shapes)), ends
+        shapes = list(map(memo.__getitem__, spellings))
+    ends = list(accumulate(map(mul, map(_ELEMENTS, shapes), widths), initial=0))
+    return (shapes, ends) if ends[-1] == data_length else None
 
 
-def forget_shapes() -> None:
-    """Empty the shape memo (benchmarks use it to time files with unseen shapes)."""
+def _current_memo() -> dict[str, ShapeInfo]:
     global _memo
-    _memo = _ShapeMemo()
-
-
-def _current_memo() -> _ShapeMemo:
-    global _memo
-    if len(_memo.dims) > _MEMO_LIMIT:
-        _memo = _ShapeMemo()
+    if len(_memo) > _MEMO_LIMIT:
+        _memo = {}
     return _memo
 
 
-def _learn(memo: _ShapeMemo, spellings: set[str]) -> bool:
+def _learn(memo: dict[str, ShapeInfo], spellings: set[str]) -> bool:
     """Parse the shape spellings into ``memo``; False if one is not canonical."""
-    for text in spellings.difference(memo.dims):
+    for text in spellings.difference(memo):
         if not (text.startswith(":[") and text.endswith("],")):
             return False
         tokens = text[2:-2].split(",") if len(text) > 4 else []
@@ -160,13 +226,19 @@ def _learn(memo: _ShapeMemo, spellings: set[str]) -> bool:
         count = element_count(dims)
         if count is None or max(dims, default=0) > U64_MAX:
             return False
-        memo.dims[text], memo.counts[text] = dims, count
+        memo[text] = shape_info(dims, count)
     return True
 
 
 def _offsets_match(pieces: list[str], ends: list[int]) -> bool:
-    """Whether each ``:[begin,end]},`` piece holds the running total of the sizes."""
-    expected = list(map(_OFFSETS.__mod__, pairwise(ends)))
-    expected[-1] = expected[-1][:-1] + "}"
-    pieces[-1] = pieces[-1].rstrip(" ")
-    return pieces == expected
+    """Whether each ``:[begin,end]},`` piece holds the running total of the sizes (the last
+    piece closes the header instead: ``]}}`` and the padding). One format call spells them all:
+    each offset as its own piece would cost more than the whole comparison."""
+    last = pieces[-1].rstrip(" ")
+    if not last.endswith("}}"):
+        return False
+    pieces[-1] = last[:-1] + ","
+    bounds = ends[:-1] * 2
+    bounds[0::2] = ends[:-1]
+    bounds[1::2] = ends[1:]
+    return "".join(pieces) == (_OFFSETS * len(pieces)) % tuple(bounds)

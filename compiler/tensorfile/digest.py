@@ -14,9 +14,13 @@ from operator import itemgetter
 from typing import Any
 
 from compiler.diagnostics import Diagnostic, MircError, Span
-from compiler.tensorfile.model import SafetensorsHeader, TensorInfo
+from compiler.tensorfile.model import SafetensorsHeader, TensorInfo, TensorTable
 
 CHUNK_SIZE = 16 * 1024 * 1024
+_CONTROL = bytes(range(32))
+_TYPED_TAIL = '"]\n["'
+_PLAIN_TAIL = itemgetter(2)  # ShapeInfo.plain_tail, read without an attribute lookup per tensor
+_TYPED_HEAD = itemgetter(3)
 
 
 def data_digest(header: SafetensorsHeader, chunk_size: int = CHUNK_SIZE) -> str:
@@ -88,6 +92,58 @@ def layout_digests(rows: Iterable[Sequence[Any]]) -> tuple[str, str]:
     else:
         typed = "".join(f'{head},"{dtype}"]\n' for head, dtype in zip(heads, dtypes, strict=True))
     return _sha256(plain), _sha256(typed)
+
+
+def table_digests(tensors: TensorTable) -> tuple[str, str]:
+    """:func:`layout_digests` of every tensor of a table, made from its columns (once per table).
+
+    Each line is the name between the row's pieces: ``["`` (the previous line's tail), the
+    name, the shape's tail (``",[320,4]]`` and a newline), or for the dtype hash the shape's head
+    (``",[320,4],"``), the dtype and ``"]`` and a newline. The pieces are interleaved by slice
+    assignment and joined once, so no string is made per tensor. Names that JSON would escape
+    take :func:`layout_digests`.
+    """
+    return tensors.derived("layout digests", lambda: _table_digests(tensors))
+
+
+def _table_digests(tensors: TensorTable) -> tuple[str, str]:
+    names, shapes, dtypes = tensors.sorted_names(), tensors.shapes, tensors.dtypes
+    order = tensors.name_order()
+    if order is not None:
+        shapes = list(map(shapes.__getitem__, order))
+        dtypes = list(map(dtypes.__getitem__, order))
+    if not (_plain(names) if tensors.plain_names is None else tensors.plain_names):
+        return layout_digests(tensors.rows())
+    count = len(names)
+    pieces = [_TYPED_TAIL] * (2 * count)
+    pieces[0::2] = names
+    pieces[1::2] = map(_PLAIN_TAIL, shapes)
+    plain = "".join(pieces)
+    pieces = [_TYPED_TAIL] * (4 * count)
+    pieces[0::4] = names
+    pieces[1::4] = map(_TYPED_HEAD, shapes)
+    pieces[2::4] = dtypes
+    typed = "".join(pieces)
+    return _sha256_lines(plain), _sha256_lines(typed)
+
+
+def _plain(names: list[str]) -> bool:
+    """Whether JSON writes each name as it is: no quote, backslash or control character."""
+    joined = "".join(names)
+    if '"' in joined or "\\" in joined:
+        return False
+    encoded = joined.encode("utf-8")
+    return len(encoded.translate(None, _CONTROL)) == len(encoded)
+
+
+def _sha256_lines(text: str) -> str:
+    """The sha256 of lines joined as ``line1`` ... ``["`` with that opening before the first and
+    the last one's cut off."""
+    if not text:
+        return _sha256("")
+    digest = hashlib.sha256(b'["')
+    digest.update(memoryview(text.encode("utf-8"))[:-2])
+    return digest.hexdigest()
 
 
 def _sha256(text: str) -> str:

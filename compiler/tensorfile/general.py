@@ -28,6 +28,8 @@ from compiler.tensorfile.model import (
     LayoutProblem,
     TensorTable,
     canonical_uints,
+    element_count,
+    shape_info,
     tensor_nbytes,
 )
 from compiler.tensorfile.strict_json import JsonProblem
@@ -170,10 +172,11 @@ def tile(entries: list[Entry]) -> tuple[TensorTable, int]:
             )
             raise LayoutProblem("safetensors-size", message, at)
         ends.append(end)
-    index = {entry[2]: position for position, entry in enumerate(entries)}
+    names = [entry[2] for entry in entries]
     dtypes = [entry[3] for entry in entries]
     shapes = [entry[4] for entry in entries]
-    return TensorTable(index, dtypes, shapes, ends), ends[-1]
+    info = {shape: shape_info(shape, element_count(shape) or 0) for shape in set(shapes)}
+    return TensorTable(names, dtypes, [info[shape] for shape in shapes], ends), ends[-1]
 
 
 def _offset_message(name: str, begin: int, end: int, position: int) -> str:

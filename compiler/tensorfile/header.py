@@ -32,6 +32,8 @@ from compiler.tensorfile.sniff import FileFormat, classify, refusal
 
 _JSON_START = b"{ \t\n\r"
 # O_NONBLOCK keeps a FIFO from blocking the open; the file is then refused as not regular.
+# One read takes the length and, for most files, the whole header.
+_FIRST_READ = 64 * 1024
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
@@ -44,8 +46,10 @@ def read_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
     file = os.fspath(path)
     fd, size = _open_regular(file)
     try:
-        prefix = _read_exactly(fd, LENGTH_PREFIX)
-        raw = _read_exactly(fd, _header_length(file, prefix, size))
+        first = _read_exactly(fd, min(size, _FIRST_READ) or LENGTH_PREFIX)
+        prefix = first[:LENGTH_PREFIX]
+        end = LENGTH_PREFIX + _header_length(file, prefix, size)
+        raw = first[LENGTH_PREFIX:end] if end <= len(first) else _read_at(fd, LENGTH_PREFIX, end)
     finally:
         os.close(fd)
     if raw[:1] not in _JSON_START:
@@ -91,6 +95,12 @@ def _read_exactly(fd: int, count: int) -> bytes:
         chunks.append(data)
         remaining -= len(data)
     return b"".join(chunks)
+
+
+def _read_at(fd: int, start: int, end: int) -> bytes:
+    """The bytes from ``start`` to ``end`` of the file (fewer only if it is shorter)."""
+    os.lseek(fd, start, os.SEEK_SET)
+    return _read_exactly(fd, end - start)
 
 
 def _header_length(file: str, prefix: bytes, size: int) -> int:

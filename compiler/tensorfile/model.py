@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 # The bytes before the JSON header: its length as a little-endian u64.
 LENGTH_PREFIX = 8
 MAX_HEADER_LENGTH = 100_000_000
 U64_MAX = 2**64 - 1
 METADATA_KEY = "__metadata__"
+T = TypeVar("T")
 _LEADING_ZERO = re.compile(r"(?:^|,)0[0-9]")
 
 # Element width in bits, in the order of the Rust enum (the serializer sorts by it).
@@ -57,51 +59,162 @@ class TensorInfo(NamedTuple):
     nbytes: int
 
 
+class ShapeInfo(NamedTuple):
+    """One shape, parsed once however many tensors have it: its dims, its element count, and
+    the pieces of a layout-hash line that follow the name (``",[320,4]]`` and a newline, then
+    the next line's ``["``; and ``",[320,4],"`` before a dtype)."""
+
+    dims: tuple[int, ...]
+    elements: int
+    plain_tail: str
+    typed_head: str
+
+
+def shape_info(dims: tuple[int, ...], elements: int) -> ShapeInfo:
+    """The :class:`ShapeInfo` of ``dims``, which hold ``elements`` elements."""
+    spelled = "[" + ",".join(map(str, dims)) + "]"
+    return ShapeInfo(dims, elements, f'",{spelled}]\n["', f'",{spelled},"')
+
+
 class TensorTable(Mapping[str, TensorInfo]):
     """A header's tensors by name, in the order their bytes lie in the file; read-only.
 
-    The tensors tile the data region, so the table keeps columns (dtypes, shapes and the running
-    end offsets) and makes each :class:`TensorInfo` when it is asked for.
+    The tensors tile the data region, so the table keeps columns (names, dtypes, each tensor's
+    :class:`ShapeInfo` and the running end offsets) and makes each :class:`TensorInfo` when it
+    is asked for. Whole-file summaries read the columns.
     """
 
-    __slots__ = ("_dtypes", "_ends", "_index", "_shapes")
+    __slots__ = (
+        "_derived",
+        "_dtypes",
+        "_ends",
+        "_names",
+        "_plain",
+        "_positions",
+        "_set",
+        "_shapes",
+        "_sorted",
+    )
 
     def __init__(
         self,
-        index: dict[str, int],
+        names: list[str],
         dtypes: Sequence[str],
-        shapes: Sequence[tuple[int, ...]],
+        shapes: Sequence[ShapeInfo],
         ends: Sequence[int],
+        name_set: frozenset[str] | None = None,
+        plain_names: bool | None = None,
     ) -> None:
-        """``index`` maps each name to its position; ``ends`` starts with 0, one more than names."""
-        self._index = index
+        """``ends`` starts with 0 and has one more item than ``names``, which are distinct
+        (``name_set``: them, if at hand). ``plain_names``: whether it is known that no name
+        holds a quote, a backslash or a control character (None: not looked at)."""
+        self._names = names
         self._dtypes = dtypes
         self._shapes = shapes
         self._ends = ends
+        self._set = frozenset(names) if name_set is None else name_set
+        self._plain = plain_names
+        self._positions: dict[str, int] | None = None
+        self._sorted: list[str] | None = None
+        self._derived: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> TensorInfo:
-        position = self._index[name]
+        if name not in self._set:
+            raise KeyError(name)
+        position = self._position(name)
         begin, end = self._ends[position], self._ends[position + 1]
-        return TensorInfo(self._dtypes[position], self._shapes[position], (begin, end), end - begin)
+        return TensorInfo(
+            self._dtypes[position], self._shapes[position].dims, (begin, end), end - begin
+        )
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._names)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._index
+        return name in self._set
 
     def __repr__(self) -> str:
         return f"TensorTable({dict(self.items())!r})"
 
+    def _position(self, name: str) -> int:
+        """Where tensor ``name`` (which the table has) is in file order: found by bisection
+        when that order is name order, as the serializer writes one dtype's tensors."""
+        if self._positions is None:
+            if self._sorted is self._names:
+                return bisect_left(self._names, name)
+            self._positions = dict(zip(self._names, range(len(self._names)), strict=True))
+        return self._positions[name]
+
+    def shape_of(self, name: str) -> tuple[int, ...] | None:
+        """The shape of tensor ``name``, or None if there is none of that name."""
+        if name not in self._set:
+            return None
+        if self._positions is None and self._sorted is self._names:  # _position, inline
+            return self._shapes[bisect_left(self._names, name)].dims
+        return self._shapes[self._position(name)].dims
+
+    @property
+    def names(self) -> Sequence[str]:
+        """The names, in file order."""
+        return self._names
+
+    @property
+    def name_set(self) -> frozenset[str]:
+        return self._set
+
+    @property
+    def plain_names(self) -> bool | None:
+        """Whether no name holds a quote, backslash or control character (None: unknown)."""
+        return self._plain
+
+    @property
+    def dtypes(self) -> Sequence[str]:
+        """Each tensor's dtype, in file order."""
+        return self._dtypes
+
+    @property
+    def shapes(self) -> Sequence[ShapeInfo]:
+        """Each tensor's shape, in file order."""
+        return self._shapes
+
+    @property
+    def ends(self) -> Sequence[int]:
+        """0, then where each tensor's data ends, in file order."""
+        return self._ends
+
+    def sorted_names(self) -> list[str]:
+        """The names in code point order (kept: hashes and prefix searches both need it)."""
+        if self._sorted is None:
+            ordered = sorted(self._names)
+            self._sorted = self._names if ordered == self._names else ordered
+        return self._sorted
+
+    def derived(self, what: str, make: Callable[[], T]) -> T:
+        """``make()``, made once per table under the name ``what``: a summary of the tensors
+        (a table is read-only, and one may serve every file of its layout)."""
+        if what not in self._derived:
+            self._derived[what] = make()
+        return cast(T, self._derived[what])
+
+    def name_order(self) -> list[int] | None:
+        """The file positions of the names in code point order; None when that is file order."""
+        ordered = self.sorted_names()
+        if ordered is self._names:
+            return None
+        if self._positions is None:
+            self._positions = dict(zip(self._names, range(len(self._names)), strict=True))
+        return list(map(self._positions.__getitem__, ordered))
+
     def rows(self) -> Iterator[tuple[str, str, tuple[int, ...], int]]:
         """Each tensor's name, dtype, shape and byte length, in file order, without making a
-        :class:`TensorInfo` per tensor (what whole-file summaries iterate)."""
+        :class:`TensorInfo` per tensor."""
         ends = self._ends
         sizes = map(int.__sub__, ends[1:], ends[:-1])
-        return zip(self._index, self._dtypes, self._shapes, sizes, strict=True)
+        dims = (shape.dims for shape in self._shapes)
+        return zip(self._names, self._dtypes, dims, sizes, strict=True)
 
 
 @dataclass(frozen=True, slots=True)
