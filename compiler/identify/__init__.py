@@ -98,12 +98,12 @@ def registry_identifier(
 ) -> Callable[[SafetensorsHeader], tuple[str, ...]]:
     """The MIR ids a header identifies as (each component's best match and its ties), against
     the registry ``linked`` loads the first time it is asked (``mirc merge``'s MIR-id models)."""
-    pools: list[tuple[Candidate, ...]] = []
+    pools: list[Pool] = []
 
     def identify(header: SafetensorsHeader) -> tuple[str, ...]:
         if not pools:
             registry = linked()
-            pools.append(candidates(registry) if registry is not None else ())
+            pools.append(candidates(registry) if registry is not None else Pool(()))
         found = report(header, pools[0], layout_hashes=False).components
         return tuple(s.candidate.mir for f in found for s in (f.best, *f.ties))
 
