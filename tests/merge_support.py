@@ -82,18 +82,24 @@ def sd_mecha_merge(
 
 @contextlib.contextmanager
 def no_reads() -> Iterator[list[str]]:
-    """Fail if any tensor is read (the static checks must refuse before that)."""
-    from compiler.merge import evaluate
+    """Fail if any tensor is read by either engine (the static checks must refuse before)."""
+    from compiler.merge import evaluate, stream
 
-    original = evaluate.read_tensor
+    original_tensor, original_chunk = evaluate.read_tensor, stream.read_at
     calls: list[str] = []
 
     def refuse(fd: int, header: Any, key: str) -> torch.Tensor:
         calls.append(key)
         raise AssertionError(f"tensor {key} read")
 
+    def refuse_chunk(fd: int, buffer: Any, offset: int, what: str) -> None:
+        calls.append(what)
+        raise AssertionError(f"{what} read")
+
     evaluate.read_tensor = refuse  # type: ignore[assignment]
+    stream.read_at = refuse_chunk
     try:
         yield calls
     finally:
-        evaluate.read_tensor = original
+        evaluate.read_tensor = original_tensor
+        stream.read_at = original_chunk

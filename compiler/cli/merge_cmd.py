@@ -8,13 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
-from rich.progress import Progress as Bar
-
 from compiler.cli.output import print_json
 from compiler.diagnostics import EXIT_OK
-from compiler.registry import check_registry, lazy_resolver
-from compiler.resources import default_spec_dir
 
 if TYPE_CHECKING:
     from compiler.merge.engine import MergeOptions, MergeResult
@@ -50,9 +45,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    # imported here: the merge engine imports torch, which other commands never need
+    # imported here: the merge engine imports numpy (and torch for some recipes), which parsing
+    # the command line never needs
     from compiler.merge.blocks import registry_matcher
     from compiler.merge.engine import MergeOptions, merge_recipe
+    from compiler.registry import check_registry, lazy_resolver
+    from compiler.resources import default_spec_dir
 
     spec_dir = default_spec_dir()
     options = MergeOptions(
@@ -79,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _with_progress(options: MergeOptions) -> MergeResult:
     """The merge with a progress bar on the terminal: keys done, bytes written, time left."""
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
+
     from compiler.merge.engine import merge_recipe, plan_merge
 
     plan = plan_merge(options)
@@ -94,8 +95,8 @@ def _with_progress(options: MergeOptions) -> MergeResult:
         task = bar.add_task("merge", total=data, keys=f"0/{count} keys")
         done = [0]
 
-        def advance(_key: str, nbytes: int) -> None:
-            done[0] += 1
+        def advance(keys: int, nbytes: int) -> None:
+            done[0] += keys
             bar.update(task, advance=nbytes, keys=f"{done[0]}/{count} keys")
 
         return merge_recipe(replace(options, progress=advance))

@@ -7,20 +7,18 @@ tensor per input plus the intermediates of one key.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from compiler.diagnostics import Diagnostic, MircError
-from compiler.lang.mecha.ast import Bool, Dict, Float, Int, Merge, Model, Null, Recipe, Ref, Str
-from compiler.lang.mecha.ast import Value as AstValue
-from compiler.lang.mecha.binding import bind
-from compiler.lang.mecha.catalogue import Method, load_catalogue
+from compiler.diagnostics import MircError
+from compiler.lang.mecha.ast import Recipe
 from compiler.merge.methods import METHODS, MISSING_TOLERANT, MethodFn
+from compiler.merge.program import Argument, Call, Operand, bind_recipe, constant
 from compiler.tensorfile import SafetensorsHeader
+from compiler.tensorfile.positioned import read_at
 
 TORCH_DTYPES: Mapping[str, torch.dtype] = {
     "F64": torch.float64,
@@ -36,101 +34,28 @@ TORCH_DTYPES: Mapping[str, torch.dtype] = {
 }
 MERGE_DTYPE = torch.float32
 
-# ("ref", index), ("const", value) or ("blocks", (values by block, default))
-Operand = tuple[str, object]
-
 
 @dataclass(frozen=True, slots=True)
 class Step:
     """One bound merge line: the method's math and its arguments by parameter name."""
 
     fn: MethodFn
-    arguments: tuple[tuple[str, Operand | tuple[Operand, ...]], ...]
+    arguments: tuple[tuple[str, Argument], ...]
     tensor_params: frozenset[str]
     missing_tolerant: bool = False  # takes ``None`` for an argument that lacks the key
 
 
 def compile_recipe(recipe: Recipe) -> dict[int, Step | int]:
     """Each expression as a :class:`Step` (merges) or the index of its input (models)."""
-    catalogue = load_catalogue()
-    compiled: dict[int, Step | int] = {}
-    problems: list[Diagnostic] = []
-    dicts: dict[int, dict[str, object]] = {}
-    for index, expression in enumerate(recipe.expressions):
-        if isinstance(expression, Model):
-            compiled[index] = index
-        elif isinstance(expression, Dict):
-            dicts[index] = _block_values(expression, problems)
-        elif isinstance(expression, Merge) and expression.method.value in METHODS:
-            method = catalogue.methods[expression.method.value]
-            compiled[index] = _step(method, expression, dicts)
-        else:
-            what = expression.method.value if isinstance(expression, Merge) else expression.command
-            message = f"mirc merge cannot execute '{what}' yet"
-            problems.append(Diagnostic.error("merge-unsupported", message, expression.span))
+    program, problems = bind_recipe(recipe, METHODS)
     if problems:
         raise MircError(problems)
-    return compiled
+    return {i: _step(node) if isinstance(node, Call) else node for i, node in program.items()}
 
 
-def _block_values(mapping: Dict, problems: list[Diagnostic]) -> dict[str, object]:
-    """A ``dict`` line as per-block values (constants only)."""
-    values: dict[str, object] = {}
-    for keyword in mapping.kwargs:
-        if isinstance(keyword.value, Ref | Null):
-            message = "mirc merge takes per-block values that are numbers, strings or booleans"
-            problems.append(Diagnostic.error("merge-unsupported", message, keyword.value.span))
-            continue
-        values[keyword.name] = keyword.value.value
-    return values
-
-
-def _step(method: Method, merge: Merge, dicts: Mapping[int, Mapping[str, object]]) -> Step:
-    binding = bind(method, merge.args, [(k.name, k.value) for k in merge.kwargs])
-    arguments: list[tuple[str, Operand | tuple[Operand, ...]]] = []
-    for param in method.params:
-        given = [_operand(v) for p, v in binding.values if p is param]
-        default: Operand = ("const", param.default)
-        given = [_per_block(op, dicts, param.default) for op in given]
-        if param.kind == "varargs":
-            arguments.append((param.name, tuple(given)))
-        else:
-            arguments.append((param.name, given[0] if given else default))
-    tensors = frozenset(p.name for p in method.params if p.type == "Tensor")
-    tolerant = method.identifier in MISSING_TOLERANT
-    return Step(METHODS[method.identifier], tuple(arguments), tensors, tolerant)
-
-
-def _per_block(
-    operand: Operand, dicts: Mapping[int, Mapping[str, object]], default: object
-) -> Operand:
-    """A reference to a ``dict`` line becomes its per-block values (with the default)."""
-    kind, content = operand
-    if kind == "ref" and isinstance(content, int) and content in dicts:
-        return ("blocks", (dicts[content], default))
-    return operand
-
-
-def uses_blocks(compiled: Mapping[int, Step | int], order: Sequence[int]) -> bool:
-    """Whether any needed merge takes per-block values."""
-    return any(
-        op[0] == "blocks"
-        for index in order
-        if isinstance(step := compiled[index], Step)
-        for _, operand in step.arguments
-        for op in (operand if isinstance(operand[0], tuple) else (operand,))
-    )
-
-
-def _operand(value: AstValue) -> Operand:
-    if isinstance(value, Ref):
-        return ("ref", value.index)
-    if isinstance(value, Null):
-        return ("const", None)
-    if isinstance(value, Dict):  # pragma: no cover - a Ref always points at a dict line
-        raise AssertionError
-    assert isinstance(value, Str | Int | Float | Bool)
-    return ("const", value.value)
+def _step(call: Call) -> Step:
+    tolerant = call.method in MISSING_TOLERANT
+    return Step(METHODS[call.method], call.arguments, call.tensor_params, tolerant)
 
 
 Reader = Callable[[int, str], Tensor | None]
@@ -175,14 +100,10 @@ def _run(step: Step, value: Callable[[int], Tensor | None], block: str | None) -
 def _resolve(
     operand: Operand, tensor: bool, value: Callable[[int], Tensor | None], block: str | None
 ) -> object:
-    kind, content = operand
-    if kind == "ref":
-        assert isinstance(content, int)
-        return value(content)
-    if kind == "blocks":
-        assert isinstance(content, tuple)
-        by_block, default = content
-        content = by_block.get(block, default) if block is not None else default
+    if operand[0] == "ref":
+        assert isinstance(operand[1], int)
+        return value(operand[1])
+    content = constant(operand, block)
     if tensor and isinstance(content, int | float) and not isinstance(content, bool):
         return torch.tensor(float(content), dtype=MERGE_DTYPE)
     return content
@@ -196,13 +117,7 @@ def read_tensor(fd: int, header: SafetensorsHeader, key: str) -> Tensor:
     if end == begin:
         return torch.empty(info.shape, dtype=dtype)
     buffer = bytearray(end - begin)
-    view = memoryview(buffer)
-    done = 0
-    while done < len(buffer):
-        count = os.preadv(fd, [view[done:]], header.data_start + begin + done)
-        if count == 0:
-            raise OSError(f"{header.path}: file ended inside '{key}'")
-        done += count
+    read_at(fd, buffer, header.data_start + begin, f"{header.path}: '{key}'")
     return torch.frombuffer(buffer, dtype=dtype).reshape(info.shape)
 
 
@@ -211,21 +126,3 @@ def as_merge_dtype(tensor: Tensor, device: str) -> Tensor:
     if tensor.is_floating_point():
         return tensor.to(device=device, dtype=MERGE_DTYPE)
     return tensor.to(device=device)
-
-
-def needed(compiled: Mapping[int, Step | int], output: int) -> Sequence[int]:
-    """The expressions the output depends on, in line order (references point to earlier lines,
-    so line order computes every value before its users), the output last."""
-    stack = [output]
-    seen: set[int] = set()
-    while stack:
-        index = stack.pop()
-        if index in seen:
-            continue
-        seen.add(index)
-        node = compiled[index]
-        if isinstance(node, Step):
-            for _, operand in node.arguments:
-                ops = operand if isinstance(operand[0], tuple) else (operand,)
-                stack.extend(op[1] for op in ops if op[0] == "ref")  # type: ignore[misc]
-    return sorted(seen)
