@@ -206,3 +206,52 @@ def test_an_elementwise_merge_never_imports_torch(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "o.safetensors").is_file()
+
+
+def test_block_fingerprints_are_cached_until_the_registry_changes(tmp_path: Path) -> None:
+    from compiler.merge.blocks import BlockFingerprint
+    from compiler.merge.families import cached_fingerprints
+
+    spec = tmp_path / "spec"
+    (spec / "models").mkdir(parents=True)
+    (spec / "models" / "a.yaml").write_text("kind: series\n", encoding="utf-8")
+    table = [BlockFingerprint("mir:x.y.z", {"k": (3, None)}, {"IN00": ("a.", "b.")})]
+    loads: list[int] = []
+
+    def load() -> list[BlockFingerprint]:
+        loads.append(1)
+        return table
+
+    cache = tmp_path / "cache"
+    assert cached_fingerprints(spec, cache, load) == table
+    assert cached_fingerprints(spec, cache, load) == table
+    assert len(loads) == 1  # the second run read the cache file
+    (spec / "models" / "a.yaml").write_text("kind: series  # edited\n", encoding="utf-8")
+    assert cached_fingerprints(spec, cache, load) == table
+    assert len(loads) == 2  # another registry, another key
+    for path in cache.iterdir():
+        path.write_text("{not json", encoding="utf-8")
+    assert cached_fingerprints(spec, cache, load) == table and len(loads) == 3
+    (tmp_path / "file").write_text("", encoding="utf-8")  # a cache that cannot be made: no error
+    assert cached_fingerprints(spec, tmp_path / "file" / "cache", load) == table
+
+
+def test_the_command_names_the_family_from_the_cached_registry(tmp_path: Path) -> None:
+    from compiler.merge.blocks import block_fingerprints
+    from compiler.merge.families import _decode, _encode
+    from compiler.registry import check_registry
+    from compiler.resources import default_spec_dir
+    from tests.conftest import run_mirc
+    from tests.test_merge import SD1_FINGERPRINT
+
+    table = block_fingerprints(check_registry(default_spec_dir()).linked)
+    assert table and _decode(_encode(table)) == table
+    for name in "ab":
+        tensors = {k: torch.zeros(s, dtype=torch.float16) for k, s in SD1_FINGERPRINT.items()}
+        safetensors.torch.save_file(tensors, str(tmp_path / f"{name}.safetensors"))
+    (tmp_path / "r.mecha").write_text(AB + 'merge "weighted_sum" &0 &1', encoding="utf-8")
+    for _ in range(2):  # the registry, then the cache
+        run = run_mirc("merge", str(tmp_path / "r.mecha"), "-o", str(tmp_path / "o.safetensors"))
+        assert run.status == 0, run.err
+        with safetensors.safe_open(str(tmp_path / "o.safetensors"), "pt") as handle:
+            assert handle.metadata()["mir_id"].startswith("mir:info.unet.stable-diffusion-v1")

@@ -12,6 +12,9 @@ from compiler.cli.output import print_json
 from compiler.diagnostics import EXIT_OK
 
 if TYPE_CHECKING:
+    from compiler.lang.mecha.check import MirResolver, ResolvedModel
+    from compiler.lang.mir import MirId
+    from compiler.merge.blocks import BlockFingerprint, FamilyMatcher
     from compiler.merge.engine import MergeOptions, MergeResult
 
 # the engine's choices, spelled here so that parsing the command line does not import torch
@@ -47,9 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     # imported here: the merge engine imports numpy (and torch for some recipes), which parsing
     # the command line never needs
-    from compiler.merge.blocks import registry_matcher
     from compiler.merge.engine import MergeOptions, merge_recipe
-    from compiler.registry import check_registry, lazy_resolver
     from compiler.resources import default_spec_dir
 
     spec_dir = default_spec_dir()
@@ -61,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         model_dir=args.model_dir,
         missing=args.missing,
-        resolver=lazy_resolver(spec_dir),
-        family=registry_matcher(lambda: check_registry(spec_dir).linked),
+        resolver=_resolver(spec_dir),
+        family=_family_matcher(spec_dir),
     )
     if sys.stderr.isatty() and not args.json:
         result = _with_progress(options)
@@ -73,6 +74,33 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{result.output}: {result.keys} tensors, {result.bytes} bytes")
     return EXIT_OK
+
+
+def _resolver(spec_dir: Path) -> MirResolver:
+    """MIR ids resolved through the registry, imported and loaded when a recipe names one."""
+    loaded: list[MirResolver] = []
+
+    def resolve(mir: MirId) -> ResolvedModel | None:
+        if not loaded:
+            from compiler.registry import lazy_resolver
+
+            loaded.append(lazy_resolver(spec_dir))
+        return loaded[0](mir)
+
+    return resolve
+
+
+def _family_matcher(spec_dir: Path) -> FamilyMatcher:
+    """Headers matched against the registry's block fingerprints, cached between runs."""
+    from compiler.merge.blocks import block_fingerprints, fingerprint_matcher
+    from compiler.merge.families import cache_dir, cached_fingerprints
+
+    def load() -> list[BlockFingerprint]:
+        from compiler.registry import check_registry
+
+        return block_fingerprints(check_registry(spec_dir).linked)
+
+    return fingerprint_matcher(lambda: cached_fingerprints(spec_dir, cache_dir(), load))
 
 
 def _with_progress(options: MergeOptions) -> MergeResult:

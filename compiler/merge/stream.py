@@ -39,7 +39,8 @@ from compiler.merge.program import Call, Program, constant, operands
 from compiler.tensorfile import SafetensorsHeader
 from compiler.tensorfile.positioned import read_at, write_at
 
-CHUNK = 1 << 16  # elements: small enough for the buffers of a chunk to stay in the CPU cache
+SYNC_BYTES = 8 << 20  # written bytes between flushes to disk during the merge
+CHUNK = 1 << 17  # elements: the buffers of a chunk stay in the CPU cache, numpy calls stay few
 Progress = Callable[[int, int], None]  # (tensors finished, bytes written)
 
 # per expression: a model line (its input index) or a method with its arguments, where an int
@@ -184,9 +185,9 @@ def chunks(runs: Sequence[Run], size: int = CHUNK) -> Iterator[Chunk]:
 class _Workspace:
     """One thread's buffers, each a chunk long (no allocation while merging)."""
 
-    def __init__(self, lines: int, inputs: int, size: int) -> None:
+    def __init__(self, lines: int, width: int, size: int) -> None:
         self.values = [np.empty(size, np.float32) for _ in range(lines)]
-        self.raw = [np.empty(size * 8, np.uint8) for _ in range(inputs)]
+        self.raw = [np.empty(size * width, np.uint8) for _ in range(lines)]
         self.flags = np.empty(size, np.uint16)
         self.out = np.empty(2 * size, np.uint8)
         self.scratch = Scratch(np.empty(size, np.float64), np.empty(size, np.float64))
@@ -236,9 +237,11 @@ def stream_merge(
     lock = threading.Lock()
     stop = threading.Event()
     lines = max((len(run.lines) for run in runs), default=0)
+    width = max((ITEMSIZE[d] for run in runs for _, d in run.sources.values()), default=1)
+    writeback = _Writeback(out.fd)
 
     def work() -> None:
-        space = _Workspace(lines, lines, CHUNK)
+        space = _Workspace(lines, width, CHUNK)
         with np.errstate(all="ignore"):  # infinities and NaNs are values here, as in torch
             while not stop.is_set():
                 with lock:
@@ -246,10 +249,12 @@ def stream_merge(
                 if chunk is None:
                     return
                 merge_chunk(chunk, fds, out, space)
+                nbytes = chunk.count * ITEMSIZE[chunk.run.dtype]
+                writeback.wrote(nbytes)
                 if progress is not None:
-                    progress(_finished(chunk), chunk.count * ITEMSIZE[chunk.run.dtype])
+                    progress(_finished(chunk), nbytes)
 
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+    with writeback, ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         futures = [pool.submit(work) for _ in range(max(1, threads))]
         try:
             for future in futures:
@@ -257,6 +262,43 @@ def stream_merge(
         except BaseException:
             stop.set()
             raise
+
+
+class _Writeback:
+    """A thread that flushes the output to disk every :data:`SYNC_BYTES` written, so that the
+    disk writes while the CPU merges and the final fsync finds little left to do."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pending = 0
+        self.done = False
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="mirc-writeback", daemon=True)
+
+    def __enter__(self) -> _Writeback:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with self.changed:
+            self.done = True
+            self.changed.notify()
+        self.thread.join()
+
+    def wrote(self, nbytes: int) -> None:
+        with self.changed:
+            self.pending += nbytes
+            if self.pending >= SYNC_BYTES:
+                self.changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.changed:
+                self.changed.wait_for(lambda: self.done or self.pending >= SYNC_BYTES)
+                if self.done:
+                    return
+                self.pending = 0
+            os.fdatasync(self.fd)
 
 
 def _finished(chunk: Chunk) -> int:
