@@ -32,7 +32,7 @@ from compiler.merge.elementwise import ELEMENTWISE
 from compiler.merge.inputs import ModelInput, check_compatible, resolve_inputs
 from compiler.merge.output import OutputFile, OutputLayout, plan_layout
 from compiler.merge.program import Call, Program, bind_recipe, needed, uses_blocks
-from compiler.merge.stream import Run, elementwise_lines, plan_runs, stream_merge
+from compiler.merge.stream import Line, Run, elementwise_lines, plan_runs, stream_merge
 from compiler.tensorfile import layout_digest
 
 OUTPUT_DTYPES = {"fp16": "F16", "bf16": "BF16", "fp32": "F32"}
@@ -122,14 +122,14 @@ def _runs(
         return None
 
     @functools.cache
-    def lines(block: str | None) -> object:
+    def lines(block: str | None) -> tuple[Line, ...] | None:
         return elementwise_lines(program, order, block)
 
-    def lines_of(key: str) -> object:
+    def lines_of(key: str) -> tuple[Line, ...] | None:
         return lines(family.block_of(key) if family is not None else None)
 
     headers = {index: model.header for index, model in inputs.items()}
-    return plan_runs(layout.tensors, layout.data_start, headers, lines_of)  # type: ignore[arg-type]
+    return plan_runs(layout.tensors, layout.data_start, headers, lines_of)
 
 
 def _family(options: MergeOptions, inputs: Sequence[ModelInput], blocks: bool) -> Family | None:

@@ -125,9 +125,14 @@ def _operand(value: AstValue) -> Operand:
     return ("const", value.value)
 
 
+def is_varargs(argument: Argument) -> bool:
+    """Whether ``argument`` is the tuple of operands of a ``*args`` parameter."""
+    return not argument or isinstance(argument[0], tuple)
+
+
 def operands(argument: Argument) -> tuple[Operand, ...]:
     """The operands of one argument (several for a ``*args`` parameter)."""
-    return argument if isinstance(argument[0], tuple) else (argument,)
+    return argument if is_varargs(argument) else (argument,)  # type: ignore[return-value]
 
 
 def constant(operand: Operand, block: str | None) -> object:

@@ -17,6 +17,7 @@ the threads run in parallel.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +36,7 @@ from compiler.merge.elementwise import (
 )
 from compiler.merge.floats import ITEMSIZE, NARROWED, WIDENED, narrow, widen
 from compiler.merge.output import OutputFile, OutputTensor
-from compiler.merge.program import Call, Program, constant, operands
+from compiler.merge.program import Call, Program, constant, is_varargs, operands
 from compiler.tensorfile import SafetensorsHeader
 from compiler.tensorfile.positioned import read_at, write_at
 
@@ -106,8 +107,7 @@ def _slots(call: Call, block: str | None) -> tuple[tuple[str, Slot], ...] | None
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return None
             values.append(np.float32(value))
-        many = isinstance(argument[0], tuple)
-        slots.append((name, tuple(values) if many else values[0]))
+        slots.append((name, tuple(values) if is_varargs(argument) else values[0]))
     return tuple(slots)
 
 
@@ -120,32 +120,23 @@ def plan_runs(
     """The output's tensors grouped into runs, or None when one cannot be streamed (a key some
     input lacks, a dtype numpy does not widen or narrow, a weight that is not a number)."""
     runs: list[Run] = []
+    ends: list[list[int]] = []
     for tensor in tensors:
         lines = lines_of(tensor.key)
         sources = _sources(tensor.key, headers)
         if lines is None or sources is None or tensor.dtype not in NARROWED:
             return None
-        count = tensor.nbytes * 8 // _bits(tensor.dtype)
+        count = tensor.nbytes // ITEMSIZE[tensor.dtype]
         if count == 0:
             continue
         begin = data_start + tensor.begin
-        last = runs[-1] if runs else None
-        if last is not None and _continues(last, begin, sources, tensor.dtype, lines):
-            runs[-1] = Run(
-                last.begin,
-                last.dtype,
-                last.sources,
-                last.count + count,
-                lines,
-                (*last.ends, last.count + count),
-            )
+        if runs and _continues(runs[-1], begin, sources, tensor.dtype, lines):
+            runs[-1] = dataclasses.replace(runs[-1], count=runs[-1].count + count)
+            ends[-1].append(runs[-1].count)
         else:
-            runs.append(Run(begin, tensor.dtype, sources, count, lines, (count,)))
-    return runs
-
-
-def _bits(dtype: str) -> int:
-    return 8 * ITEMSIZE[dtype]
+            runs.append(Run(begin, tensor.dtype, sources, count, lines, ()))
+            ends.append([count])
+    return [dataclasses.replace(run, ends=tuple(at)) for run, at in zip(runs, ends, strict=True)]
 
 
 def _sources(

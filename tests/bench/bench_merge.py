@@ -14,8 +14,9 @@ memory, interpreter start-up and imports included.
   two cores), with the shipped registry (read to name the result's family);
 - sd-mecha: a script that imports sd-mecha, registers the layout and runs ``sd_mecha.merge`` to
   a file (its default threads, float32 merge, float16 output);
-- floor: a script that reads every input tensor once with positioned reads and writes an output
-  file of the same size, then fsyncs it (no math, no torch) — what streaming costs at least.
+- floor: a script that reads every input tensor once with positioned reads (into one reused
+  buffer: no allocation per tensor) and writes an output file of the same size, then fsyncs it
+  (no math, no torch) — what streaming costs at least.
   (mirc flushes its output to disk while it merges; the floor flushes at the end, as a naive
   copy does.)
 
@@ -102,10 +103,12 @@ folder, names = sys.argv[1], sys.argv[2]
 headers = [read_header(f"{folder}/{n}.safetensors") for n in names]
 fds = [os.open(h.path, os.O_RDONLY) for h in headers]
 out = os.open(f"{folder}/out.safetensors", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-for key, info in headers[0].tensors.items():
+buffer = memoryview(bytearray(max(info.nbytes for info in headers[0].tensors.values())))
+for key in headers[0].tensors:
     for fd, header in zip(fds, headers):
         begin, end = header.tensors[key].data_offsets
-        data = os.pread(fd, end - begin, header.data_start + begin)
+        data = buffer[: end - begin]
+        os.preadv(fd, [data], header.data_start + begin)
     os.write(out, data)
 os.fsync(out)
 """
