@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -48,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    # numpy's OpenBLAS starts a thread per core as numpy loads, which the merge never uses
+    # (it multiplies no matrices with numpy): a tenth of a second of CPU saved
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # imported here: the merge engine imports numpy (and torch for some recipes), which parsing
     # the command line never needs
     from compiler.merge.engine import MergeOptions, merge_recipe

@@ -9,8 +9,8 @@ two engines, both writing each result at its planned offset in a temporary file:
   recipe, without importing torch (whose import alone takes longer than merging a model);
 - the torch engine (:mod:`compiler.merge.keyed`) for every other recipe, key by key.
 
-Both give the same bytes (torch's float32 arithmetic, rounded to the output dtype), whatever the
-number of threads.
+Both compute in float32 as torch does and round to the output dtype — the same bytes, but for
+the rare case :mod:`compiler.merge.elementwise` describes — whatever the number of threads.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,12 +32,18 @@ from compiler.merge.elementwise import ELEMENTWISE
 from compiler.merge.inputs import ModelInput, check_compatible, resolve_inputs
 from compiler.merge.output import OutputFile, OutputLayout, plan_layout
 from compiler.merge.program import Call, Program, bind_recipe, needed, uses_blocks
-from compiler.merge.stream import Line, Run, elementwise_lines, plan_runs, stream_merge
+from compiler.merge.stream import (
+    Line,
+    Progress,
+    Run,
+    elementwise_lines,
+    plan_runs,
+    stream_merge,
+)
 from compiler.tensorfile import layout_digest
 
 OUTPUT_DTYPES = {"fp16": "F16", "bf16": "BF16", "fp32": "F32"}
 FLOATING = frozenset({"F64", "F32", "F16", "BF16"})  # the stored dtypes that are merged as floats
-Progress = Callable[[int, int], None]  # (tensors finished, bytes written) since the last call
 
 
 @dataclass(frozen=True)

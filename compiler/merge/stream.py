@@ -40,9 +40,9 @@ from compiler.merge.program import Call, Program, constant, is_varargs, operands
 from compiler.tensorfile import SafetensorsHeader
 from compiler.tensorfile.positioned import read_at, write_at
 
-SYNC_BYTES = 8 << 20  # written bytes between flushes to disk during the merge
+SYNC_BYTES = 32 << 20  # written bytes between flushes to disk while merging
 CHUNK = 1 << 17  # elements: the buffers of a chunk stay in the CPU cache, numpy calls stay few
-Progress = Callable[[int, int], None]  # (tensors finished, bytes written)
+Progress = Callable[[int, int], None]  # (tensors finished, bytes written) since the last call
 
 # per expression: a model line (its input index) or a method with its arguments, where an int
 # is the index of an expression and a float32 a constant (a tuple for ``*args``)
