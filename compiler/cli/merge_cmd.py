@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="execute a Mecha recipe into a safetensors file",
         description="Merge the recipe's models key by key (never the whole model in memory) "
         "with sd-mecha's merge methods. The recipe and its inputs' headers are checked before "
-        "any tensor is read; the output is written to a temporary file and renamed at the end.",
+        "any tensor is read; the output is written to a temporary file and renamed at the end. "
+        "The registry's block fingerprints are cached in $MIRC_CACHE_DIR (default "
+        "~/.cache/mirc).",
     )
     parser.add_argument("recipe", type=Path, metavar="RECIPE", help="a .mecha recipe")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")

@@ -16,7 +16,7 @@ loop over a chunk that stays in cache:
 - bfloat16 is float32's upper half: widening is a shift; float32 → bfloat16 is left to torch,
   whose vector and scalar conversions disagree on NaN bits.
 
-The tests compare every float16 pattern, and millions of float32 patterns, with torch.
+The tests compare every float16 pattern, and a million float32 patterns, with torch.
 """
 
 from __future__ import annotations
