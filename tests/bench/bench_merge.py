@@ -114,6 +114,9 @@ os.fsync(out)
 """
 
 
+_NUMPY = "import os; os.environ.setdefault('OPENBLAS_NUM_THREADS', '1'); import numpy"  # as mirc
+
+
 def _process(argv: list[str], folder: Path) -> dict[str, float]:
     """One whole process: its wall time from start to exit, CPU time and peak RSS in bytes."""
     (folder / "out.safetensors").unlink(missing_ok=True)
@@ -148,7 +151,7 @@ def _contenders(folder: Path, text: str) -> dict[str, list[str]]:
         "sd-mecha": [python, "-c", _SD_MECHA, str(folder)],
         "floor": [python, "-c", _FLOOR, str(folder), models],
         "python": [python, "-c", "pass"],
-        "numpy": [python, "-c", "import numpy"],
+        "numpy": [python, "-c", _NUMPY],
     }
 
 
