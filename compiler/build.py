@@ -5,13 +5,22 @@ incremental: ``generated/manifest.json`` records a digest of every input (spec f
 templates, mirc's own source) and, per output, the digest of what it was rendered from. When no
 input changed and the outputs are intact nothing is read, rendered or written; otherwise only
 outputs whose template or values changed are rendered again.
+
+Safe (RELIABILITY rule 6): every rendered ``.py`` is compiled as it is rendered, and the fresh
+ones pass ``ruff check`` and ``ruff format --check`` (ruff's own binary, two processes started
+as soon as the Python files are rendered, so they run while the JSON renders) before the new
+tree can replace ``generated/``. Files go into the staging tree as they are rendered; a failed
+render or lint leaves ``generated/`` as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler import jsontext
 from compiler.diagnostics import Diagnostic
 from compiler.interop.exporter import database_text, export_database
 from compiler.ir import Series
@@ -28,11 +38,12 @@ from compiler.plan import plan_params_file, plan_variant
 from compiler.plan.loader import TEMPLATE as LOADER_TEMPLATE
 from compiler.plan.loader import plan_loader, plan_loader_runtime
 from compiler.plan.model import PlannedFile
-from compiler.plan.trainer import plan_training_files
+from compiler.plan.trainer import TEMPLATE as TRAINING_TEMPLATE
+from compiler.plan.trainer import plan_training_files, plan_training_runtime
 from compiler.registry import check_registry
 from compiler.render import RenderError, render
 from compiler.resources import PACKAGE_DIR, data_dir
-from compiler.write import WriteError, read_tree, recover, write_tree
+from compiler.write import StagedTree, WriteError, read_tree, recover
 
 # Not committed (see .gitignore): a fresh clone's first build renders everything.
 MANIFEST = "manifest.json"
@@ -60,6 +71,25 @@ def build(
     spec_dir: Path, out_dir: Path, check: bool = False, templates: Path | None = None
 ) -> BuildResult:
     """Build ``out_dir`` from ``spec_dir``; with ``check``, compare instead of writing."""
+    with _without_cycle_collection():
+        return _build(spec_dir, out_dir, check, templates)
+
+
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """A build makes about a million short-lived objects that hold no reference cycles (plans,
+    contexts, text) and frees them by reference counting; the cycle collector's passes over
+    them find nothing and cost a tenth of a cold build."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(spec_dir: Path, out_dir: Path, check: bool, templates: Path | None) -> BuildResult:
     templates = templates or data_dir("templates")
     if not check:
         recover(out_dir)  # what a killed build may have left beside out_dir
@@ -72,26 +102,48 @@ def build(
     if not checked.ok or checked.linked is None:
         return result
     planned = plan_files(checked.linked)
-    rendered = _render_all(planned, out_dir, manifest, templates, result)
-    if rendered is None:
+    if check:
+        rendered = _render_all(planned, out_dir, manifest, templates, result, None)
+        if rendered is not None:
+            existing = _compare(result, out_dir, rendered[0])
+            result.diff = _diff(existing, rendered[0], result.changed)
         return result
+    try:
+        with StagedTree(out_dir) as tree:
+            _write(result, planned, inputs, manifest, templates, tree)
+    except (OSError, WriteError) as exc:
+        result.diagnostics.append(Diagnostic.error("build-write", f"{out_dir}: {exc}"))
+    return result
+
+
+def _write(
+    result: BuildResult,
+    planned: list[PlannedFile],
+    inputs: str,
+    manifest: dict[str, object],
+    templates: Path,
+    tree: StagedTree,
+) -> None:
+    """Render into ``tree`` (reusing what is unchanged) and swap it in when anything changed."""
+    rendered = _render_all(planned, tree.out_dir, manifest, templates, result, tree)
+    if rendered is None:
+        return
     files, keys = rendered
-    result.files = len(files)
+    _compare(result, tree.out_dir, files)
+    if result.changed or manifest.get("inputs") != inputs:
+        tree.write(MANIFEST, _manifest_bytes(inputs, files, keys))
+        tree.commit()
+
+
+def _compare(result: BuildResult, out_dir: Path, files: dict[str, bytes]) -> dict[str, bytes]:
+    """Record in ``result`` how ``files`` differ from ``out_dir``; returns what is there."""
     existing = read_tree(out_dir)
     existing.pop(MANIFEST, None)
+    result.files = len(files)
     result.changed = sorted(
         p for p in set(files) | set(existing) if files.get(p) != existing.get(p)
     )
-    if check:
-        result.diff = _diff(existing, files, result.changed)
-        return result
-    files[MANIFEST] = _manifest_bytes(inputs, files, keys)
-    if result.changed or manifest.get("inputs") != inputs:
-        try:
-            write_tree(out_dir, files)
-        except (OSError, WriteError) as exc:
-            result.diagnostics.append(Diagnostic.error("build-write", f"{out_dir}: {exc}"))
-    return result
+    return existing
 
 
 def plan_files(linked: LinkedRegistry) -> list[PlannedFile]:
@@ -101,6 +153,8 @@ def plan_files(linked: LinkedRegistry) -> list[PlannedFile]:
         planned.extend(_series_files(linked, series))
     if any(f.template == LOADER_TEMPLATE for f in planned):
         planned.append(plan_loader_runtime())
+    if any(f.template == TRAINING_TEMPLATE for f in planned):
+        planned.append(plan_training_runtime())
     planned.append(_upstream_file(linked))
     return sorted(planned, key=lambda f: f.path)
 
@@ -117,7 +171,7 @@ def _series_files(linked: LinkedRegistry, series: Series) -> Iterator[PlannedFil
     plans = {v.id: plan_variant(linked, v) for _, v in sorted(series.variants.items())}
     for plan in plans.values():
         yield plan_params_file(plan, series.path)
-    loader = plan_loader(linked, series, plans)
+    loader = plan_loader(linked, series)
     if loader is not None:
         yield loader
     yield from plan_training_files(linked, series, plans)
@@ -129,39 +183,71 @@ def _render_all(
     manifest: dict[str, object],
     templates: Path,
     result: BuildResult,
+    tree: StagedTree | None,
 ) -> tuple[dict[str, bytes], dict[str, str]] | None:
-    """Render what changed, reuse the rest; None when a template failed (reported)."""
-    template_digests = {p.name: _digest(p.read_bytes()) for p in _template_files(templates)}
-    previous = manifest.get("files", {})
-    assert isinstance(previous, dict)
-    files: dict[str, bytes] = {}
-    keys: dict[str, str] = {}
-    fresh: list[str] = []
-    for item in planned:
-        key = _render_key(item, template_digests)
-        keys[item.path] = key
-        reused = _reuse(out_dir, item.path, previous.get(item.path), key)
-        if reused is not None:
-            files[item.path] = reused
-            continue
-        try:
-            files[item.path] = render(item.template, item.context, templates).encode("utf-8")
-        except RenderError as exc:
-            result.diagnostics.append(
-                Diagnostic.error("build-render", f"spec/{item.source}: {exc}")
-            )
-            return None
-        fresh.append(item.path)
-    result.rendered = len(fresh)
-    lint = _lint([p for p in fresh if p.endswith(".py")], files)
-    if lint:
-        result.diagnostics.append(Diagnostic.error("build-lint", lint))
+    """Render what changed, reuse the rest, each file written into ``tree`` (when building) as
+    it is ready; None when a template or the lint failed (reported).
+
+    The Python files come first: ruff lints the fresh ones in its own processes (in ``tree``'s
+    folder, or a copy of them for ``--check``) while the rest renders, and its verdict is in
+    before ``tree`` can be swapped in."""
+    renderer = _Renderer(out_dir, manifest, templates, tree)
+    try:
+        for item in planned:
+            if item.path.endswith(".py"):
+                renderer.add(item)
+        fresh = {p: renderer.files[p] for p in renderer.fresh}
+        with _Lint(fresh, None if tree is None else tree.folder) as lint:
+            for item in planned:
+                if not item.path.endswith(".py"):
+                    renderer.add(item)
+            problems = lint.verdict()
+    except RenderError as exc:
+        result.diagnostics.append(Diagnostic.error("build-render", str(exc)))
         return None
-    return files, keys
+    result.rendered = len(renderer.fresh)
+    if problems:
+        result.diagnostics.append(Diagnostic.error("build-lint", problems))
+        return None
+    return renderer.files, renderer.keys
+
+
+class _Renderer:
+    """Each planned file's bytes and render key: the file on disk when the manifest says it was
+    rendered from the same template and values, else rendered afresh (listed in ``fresh``);
+    each also written into ``tree`` when there is one."""
+
+    def __init__(
+        self, out_dir: Path, manifest: dict[str, object], templates: Path, tree: StagedTree | None
+    ) -> None:
+        self.out_dir, self.templates, self.tree = out_dir, templates, tree
+        previous = manifest.get("files", {})
+        self.previous = previous if isinstance(previous, dict) else {}
+        self.digests = {p.name: _digest(p.read_bytes()) for p in _template_files(templates)}
+        self.files: dict[str, bytes] = {}
+        self.keys: dict[str, str] = {}
+        self.fresh: list[str] = []
+
+    def add(self, item: PlannedFile) -> None:
+        key = self.keys[item.path] = _render_key(item, self.digests)
+        data = _reuse(self.out_dir, item.path, self.previous.get(item.path), key)
+        if data is None:
+            try:
+                data = render(item.template, item.context, self.templates).encode("utf-8")
+            except RenderError as exc:
+                raise RenderError(f"spec/{item.source}: {exc}") from exc
+            self.fresh.append(item.path)
+        self.files[item.path] = data
+        if self.tree is not None:
+            self.tree.write(item.path, data)
+
+
+# Plan contexts are trees of plain data: the encoder need not look for cycles.
+_CONTEXT_TEXT = json.JSONEncoder(sort_keys=True, check_circular=False, separators=(",", ":")).encode
 
 
 def _render_key(item: PlannedFile, template_digests: dict[str, str]) -> str:
-    context = json.dumps(item.context, sort_keys=True, ensure_ascii=True)
+    context = _CONTEXT_TEXT(item.context)
     name = Path(item.template).name
     return _digest(f"{item.template}\0{template_digests.get(name, '')}\0{context}".encode())
 
@@ -176,33 +262,76 @@ def _reuse(out_dir: Path, rel: str, entry: object, key: str) -> bytes | None:
     return data if _digest(data) == entry.get("sha256") else None
 
 
-def _lint(paths: list[str], files: dict[str, bytes]) -> str:
-    """ruff check and ruff format --check over the generated Python; '' when clean."""
-    if not paths:
-        return ""
-    with tempfile.TemporaryDirectory() as tmp:
-        for rel in paths:
-            target = Path(tmp) / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(files[rel])
-        config = ["--config", str(PACKAGE_DIR / "ruff-generated.toml")]
-        for command in (["check", "--quiet"], ["format", "--check", "--quiet"]):
-            done = subprocess.run(
-                [sys.executable, "-m", "ruff", *command, *config, tmp],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode != 0:
-                return "generated Python fails ruff:\n" + (done.stdout + done.stderr).replace(
-                    tmp, "generated"
+class _Lint:
+    """``ruff check`` and ``ruff format --check`` over freshly rendered Python (relative path →
+    bytes), started on entry in two processes of ruff's own binary, beside the build: on the
+    files in ``folder`` where they are written already, else on a temporary copy."""
+
+    def __init__(self, files: dict[str, bytes], folder: Path | None) -> None:
+        self._files, self._folder = files, folder
+        self._copy: tempfile.TemporaryDirectory[str] | None = None
+        self._runs: list[subprocess.Popen[str]] = []
+
+    def __enter__(self) -> _Lint:
+        if not self._files:
+            return self
+        if self._folder is None:
+            self._copy = tempfile.TemporaryDirectory(prefix="mirc-lint-")
+            self._folder = Path(self._copy.name)
+            for rel, data in self._files.items():
+                (self._folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                (self._folder / rel).write_bytes(data)
+        config = ["--no-cache", "--quiet", "--config", str(PACKAGE_DIR / "ruff-generated.toml")]
+        paths = [str(self._folder / rel) for rel in sorted(self._files)]
+        for command in (["check"], ["format", "--check"]):
+            self._runs.append(
+                subprocess.Popen(
+                    [*_ruff_command(), *command, *config, *paths],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    # one worker thread each: two run beside the build, which needs a core too
+                    env={**os.environ, "RAYON_NUM_THREADS": "1"},
                 )
-    return ""
+            )
+        return self
+
+    def verdict(self) -> str:
+        """What ruff found ('' when the files are clean); waits for it."""
+        problems = []
+        for run in self._runs:
+            output, _ = run.communicate()
+            if run.returncode != 0:
+                problems.append(output)
+        if not problems or self._folder is None:
+            return ""
+        text = "".join(problems).replace(str(self._folder), "generated")
+        return "generated Python fails ruff:\n" + text
+
+    def __exit__(self, *exc: object) -> None:
+        for run in self._runs:
+            if run.poll() is None:  # the build stopped early: ruff's verdict is not wanted
+                run.kill()
+            run.wait()
+            if run.stdout is not None:
+                run.stdout.close()
+        if self._copy is not None:
+            self._copy.cleanup()
+
+
+def _ruff_command() -> list[str]:
+    """ruff's binary, as the ``ruff`` package finds it (no Python start-up per run)."""
+    try:
+        from ruff import find_ruff_bin
+
+        return [str(find_ruff_bin())]
+    except (ImportError, FileNotFoundError):
+        return [sys.executable, "-m", "ruff"]
 
 
 def _manifest_bytes(inputs: str, files: dict[str, bytes], keys: dict[str, str]) -> bytes:
     entries = {p: {"key": keys[p], "sha256": _digest(files[p])} for p in sorted(keys)}
-    text = json.dumps({"inputs": inputs, "files": entries}, indent=2, sort_keys=True)
+    text = jsontext.dumps({"inputs": inputs, "files": entries}, indent=2, sort_keys=True)
     return (text + "\n").encode("utf-8")
 
 

@@ -56,6 +56,7 @@ class Fingerprint:
     tensors: int | None = None
     parameters: int | None = None
     blocks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    components: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,7 @@ string), ``keep_trailing_newline``, autoescape off (nothing here is HTML), and t
 are the only way a spec value may reach generated source (RELIABILITY rule 6):
 
 * ``pyliteral`` — any plain value (str/int/float/bool/None and lists, tuples and dicts of them)
-  as an ASCII Python literal laid out the way ``ruff format`` lays it out, checked to parse back
-  to the same value;
+  as an ASCII Python literal laid out the way ``ruff format`` lays it out;
 * ``pyident`` — a name checked against an allow-list pattern;
 * ``pycomment`` — one escaped ASCII line for a ``#`` comment;
 * ``shellword`` — an integer, or a string quoted as one POSIX shell word (``shlex.quote``);
@@ -15,14 +14,13 @@ are the only way a spec value may reach generated source (RELIABILITY rule 6):
   character Markdown or HTML would read as markup written as a character reference;
 * ``mdblock`` — a fenced code block whose fence is longer than any backtick run in the text.
 
-Every rendered ``.py`` file is parsed with ``ast.parse`` before it is accepted.
+Every rendered ``.py`` file is compiled (parsed, and checked as the interpreter would before
+running it) before it is accepted.
 """
 
 from __future__ import annotations
 
-import ast
 import functools
-import json
 import math
 import re
 import shlex
@@ -31,6 +29,7 @@ from typing import Any
 
 import jinja2
 
+from compiler import jsontext
 from compiler.resources import data_dir
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
@@ -51,57 +50,83 @@ def pyliteral(value: Any, indent: int = 0) -> str:
     line is split into a parenthesised implicit concatenation (dict keys never are: they are
     names). ``indent`` is the indentation of the line the literal starts on (a string at the top
     level is assumed to start that line).
+
+    Each value is written by construction from its type (plain values only, checked on the way),
+    so the text evaluates back to ``value``; a property test holds it to that, and every file
+    the literal lands in is compiled before it is accepted.
     """
-    _check_plain(value)
-    text = _literal(value, indent, None, 0)
-    if ast.literal_eval(text) != value:
-        raise RenderError(f"value does not survive as a literal: {text[:80]}")
-    return text
+    flats: dict[int, str] = {}
+    _flat(value, flats)
+    return _literal(value, indent, None, 0, flats)
 
 
-def _literal(value: Any, indent: int, start: int | None, tail: int) -> str:
+def _literal(value: Any, indent: int, start: int | None, tail: int, flats: dict[int, str]) -> str:
     """``value`` beginning at column ``start`` (None: unknown) of a line indented ``indent``,
-    followed by ``tail`` more characters on that line."""
+    followed by ``tail`` more characters on that line; ``flats`` holds each collection's
+    one-line form (by ``id``), written once by :func:`_flat`."""
     if isinstance(value, str):
         return _string(value, indent, indent if start is None else start, tail)
-    flat = _flat(value)
+    flat = flats.get(id(value))
+    if flat is None:  # not a collection
+        return _scalar(value)
     if start is not None and start + len(flat) + tail <= LINE_LENGTH:
         return flat
     if isinstance(value, dict):
         items = [(_key(k) + ": ", v) for k, v in value.items()]
-        return _collection(items, "{", "}", indent)
-    if isinstance(value, list | tuple):
-        brackets = "[]" if isinstance(value, list) else "()"
-        return _collection([("", v) for v in value], brackets[0], brackets[1], indent)
-    return flat
+        return _collection(items, "{", "}", indent, flats)
+    brackets = "[]" if isinstance(value, list) else "()"
+    return _collection([("", v) for v in value], brackets[0], brackets[1], indent, flats)
 
 
-def _flat(value: Any) -> str:
-    """``value`` on one line."""
+def _flat(value: Any, flats: dict[int, str]) -> str:
+    """``value`` on one line, recording each collection's form in ``flats``; refuses anything
+    that is not a plain value."""
     if isinstance(value, str):
         return _quote(value)
-    if isinstance(value, float):
-        return repr(value).replace("e+", "e")  # ruff writes 1e16, not 1e+16
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(k)}: {_flat(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_flat(v) for v in value) + "]"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_flat(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    return repr(value)
+        text = "{" + ", ".join(f"{_key(k)}: {_flat(v, flats)}" for k, v in value.items()) + "}"
+    elif isinstance(value, list):
+        text = "[" + ", ".join([_flat(v, flats) for v in value]) + "]"
+    elif isinstance(value, tuple):
+        items = [_flat(v, flats) for v in value]
+        text = "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    else:
+        return _scalar(value)
+    flats[id(value)] = text
+    return text
 
 
-def _key(key: str | int) -> str:
-    return _quote(key) if isinstance(key, str) else repr(key)
+def _scalar(value: Any) -> str:
+    """None, a bool, an int or a finite float as source (subclasses as their base type)."""
+    if value is None or isinstance(value, bool):
+        return "True" if value is True else "False" if value is False else "None"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RenderError(f"non-finite float {value!r} has no literal")
+        return float.__repr__(value).replace("e+", "e")  # ruff writes 1e16, not 1e+16
+    raise RenderError(f"{type(value).__name__} is not a plain value")
 
 
-def _collection(items: list[tuple[str, Any]], opening: str, closing: str, indent: int) -> str:
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return _quote(key)
+    if isinstance(key, int):
+        return _scalar(key)
+    raise RenderError(f"dict key {key!r} is not a string or integer")
+
+
+def _collection(
+    items: list[tuple[str, Any]], opening: str, closing: str, indent: int, flats: dict[int, str]
+) -> str:
     if not items:
         return opening + closing
     inner = " " * (indent + 4)
     lines = [opening]
     for head, item in items:
-        lines.append(inner + head + _literal(item, indent + 4, len(inner + head), 1) + ",")
+        start = len(inner) + len(head)
+        lines.append(inner + head + _literal(item, indent + 4, start, 1, flats) + ",")
     lines.append(" " * indent + closing)
     return "\n".join(lines)
 
@@ -128,9 +153,12 @@ def _chunks(value: str, width: int) -> list[str]:
     return chunks
 
 
+@functools.lru_cache(maxsize=1 << 16)  # names and reasons recur across a build's files
 def _quote(text: str) -> str:
     """An ASCII string literal; double quotes unless the text holds more of them than of
     single quotes (ruff's rule)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return '"' + text + '"'  # nothing to escape: the common case
     quote = "'" if text.count('"') > text.count("'") else '"'
     body = text.translate(_ESCAPES[quote]).encode("ascii", "backslashreplace").decode("ascii")
     return quote + body + quote
@@ -145,26 +173,6 @@ def _escapes(quote: str) -> dict[int, str]:
 
 
 _ESCAPES = {quote: _escapes(quote) for quote in ("'", '"')}
-
-
-def _check_plain(value: Any) -> None:
-    if value is None or isinstance(value, bool | int | str):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise RenderError(f"non-finite float {value!r} has no literal")
-        return
-    if isinstance(value, list | tuple):
-        for item in value:
-            _check_plain(item)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str | int):
-                raise RenderError(f"dict key {key!r} is not a string or integer")
-            _check_plain(item)
-        return
-    raise RenderError(f"{type(value).__name__} is not a plain value")
 
 
 def pyident(value: Any) -> str:
@@ -193,7 +201,7 @@ def shellword(value: Any) -> str:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
+    return jsontext.dumps(value, indent=2, sort_keys=True, allow_nan=False)
 
 
 # What Markdown (with tables, attribute lists and inline HTML) reads as markup anywhere in a line.
@@ -235,6 +243,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # one environment per templates folder and process: no stat per file
     )
     env.filters.update(
         pyliteral=pyliteral,
@@ -256,7 +265,8 @@ def render(template: str, context: dict[str, Any], templates: Path | None = None
         raise RenderError(f"{template}: {exc}") from exc
     if template.endswith(".py.j2"):
         try:
-            ast.parse(text)
-        except SyntaxError as exc:
+            # compile() proves what ast.parse would, without building the Python-level tree
+            compile(text, template, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
             raise RenderError(f"{template}: rendered Python does not parse: {exc}") from exc
     return text

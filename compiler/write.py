@@ -40,16 +40,44 @@ def write_tree(out_dir: Path, files: Mapping[str, bytes]) -> None:
     """Replace ``out_dir`` with exactly ``files`` (relative path → bytes), atomically."""
     for rel in files:
         check_relative(rel)
-    staging = staging_dir(out_dir)
-    try:
+    with StagedTree(out_dir) as tree:
         for rel, data in sorted(files.items()):
-            target = staging / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    swap_in(staging, out_dir)
+            tree.write(rel, data)
+        tree.commit()
+
+
+class StagedTree:
+    """The next tree of ``out_dir``, written file by file into a staging folder beside it
+    (``folder``) while it is made, and swapped in whole by :meth:`commit`. Leaving the ``with``
+    block without a commit (an error, a failed check) removes the staging folder; ``out_dir``
+    is then as it was."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.folder = staging_dir(out_dir)
+        self._folders: set[str] = {""}
+        self._committed = False
+
+    def __enter__(self) -> StagedTree:
+        return self
+
+    def write(self, rel: str, data: bytes) -> None:
+        """One file of the tree, at the planned path ``rel`` (checked as names)."""
+        check_relative(rel)
+        parent = rel.rpartition("/")[0]
+        if parent not in self._folders:
+            (self.folder / parent).mkdir(parents=True, exist_ok=True)
+            self._folders.add(parent)
+        (self.folder / rel).write_bytes(data)
+
+    def commit(self) -> None:
+        """Make the tree written so far ``out_dir``, in one step."""
+        swap_in(self.folder, self.out_dir)
+        self._committed = True
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._committed:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def staging_dir(out_dir: Path) -> Path:

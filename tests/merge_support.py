@@ -11,8 +11,13 @@ from typing import Any
 import safetensors.torch
 import torch
 
+from compiler.merge.blocks import Family
+
 SHAPES = {"blk.0.weight": (6, 4), "blk.0.bias": (6,), "blk.1.weight": (3, 2, 2), "norm.scale": ()}
 SD_MECHA_CONFIG = "mirctest-tiny"
+# the same keys in two components, and the registry family that says so to mirc
+PARTS_CONFIG = "mirctest-parts"
+PARTS = {"diffuser": ("blk.",), "vae": ("norm.",)}
 
 
 def write_models(folder: Path, names: str = "abc", seed: int = 0) -> None:
@@ -26,12 +31,25 @@ def write_models(folder: Path, names: str = "abc", seed: int = 0) -> None:
         safetensors.torch.save_file(tensors, str(folder / f"{name}.safetensors"))
 
 
-def _register_config() -> None:
+def parts_family() -> Family:
+    """What the registry would say of the tiny models' layout: its components."""
+    return Family("mir:info.test.tiny", {}, PARTS)
+
+
+def _register_configs() -> None:
     from sd_mecha.extensions import model_configs
 
-    with contextlib.suppress(ValueError):
-        keys = {k: {"shape": list(s), "dtype": "float16"} for k, s in SHAPES.items()}
-        model_configs.register(model_configs.ModelConfigImpl(SD_MECHA_CONFIG, {"main": keys}))
+    keys = {k: {"shape": list(s), "dtype": "float16"} for k, s in SHAPES.items()}
+    parts = {
+        name: {k: v for k, v in keys.items() if k.startswith(prefixes)}
+        for name, prefixes in PARTS.items()
+    }
+    for config in (
+        model_configs.ModelConfigImpl(SD_MECHA_CONFIG, {"main": keys}),
+        model_configs.ModelConfigImpl(PARTS_CONFIG, parts),
+    ):
+        with contextlib.suppress(ValueError):
+            model_configs.register(config)
 
 
 class _Quiet:
@@ -52,21 +70,24 @@ class _Quiet:
 
 
 def sd_mecha_merge(
-    recipe_text: str, folder: Path, space: str = "weight"
+    recipe_text: str, folder: Path, space: str = "weight", config: str = SD_MECHA_CONFIG
 ) -> dict[str, torch.Tensor]:
-    """sd-mecha 1.1.8's merge of a recipe (models named relative to ``folder``), in float32."""
+    """sd-mecha 1.1.8's merge of a recipe (models named relative to ``folder``), in float32.
+    Models and literals that name no model config get ``config``."""
     import sd_mecha
 
-    _register_config()
+    _register_configs()
 
     def absolute(match: re.Match[str]) -> str:
         path = folder / f"{match.group(1)}.safetensors"
-        return f'model "{path}" model_config="{SD_MECHA_CONFIG}" merge_space="weight"'
+        return f'model "{path}" model_config="{config}" merge_space="weight"'
 
     from compiler.lang.mecha import format_recipe, parse_recipe
 
     canonical = format_recipe(parse_recipe(recipe_text))
     text = re.sub(r'model "([a-z])"', absolute, canonical)
+    literal = r"^(literal &\d+)(?![^\n]*model_config=)"
+    text = re.sub(literal, rf'\1 model_config="{config}"', text, flags=re.MULTILINE)
     recipe = sd_mecha.deserialize(text.splitlines())
     merged = sd_mecha.merge(
         recipe,
@@ -82,10 +103,13 @@ def sd_mecha_merge(
 
 @contextlib.contextmanager
 def no_reads() -> Iterator[list[str]]:
-    """Fail if any tensor is read by either engine (the static checks must refuse before)."""
-    from compiler.merge import evaluate, stream
+    """Fail if any tensor is read by either engine (the static checks must refuse before
+    that). The torch engine imports ``read_tensor`` by name, so both modules' names are
+    replaced."""
+    import pytest
 
-    original_tensor, original_chunk = evaluate.read_tensor, stream.read_at
+    from compiler.merge import evaluate, keyed, stream
+
     calls: list[str] = []
 
     def refuse(fd: int, header: Any, key: str) -> torch.Tensor:
@@ -96,10 +120,8 @@ def no_reads() -> Iterator[list[str]]:
         calls.append(what)
         raise AssertionError(f"{what} read")
 
-    evaluate.read_tensor = refuse  # type: ignore[assignment]
-    stream.read_at = refuse_chunk
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate, "read_tensor", refuse)
+        patch.setattr(keyed, "read_tensor", refuse)
+        patch.setattr(stream, "read_at", refuse_chunk)
         yield calls
-    finally:
-        evaluate.read_tensor = original_tensor
-        stream.read_at = original_chunk

@@ -43,7 +43,7 @@ def test_build_writes_params_with_reasons_and_headers(tmp_path: Path) -> None:
     spec = toy_registry(tmp_path)
     result = build(spec, tmp_path / "generated")
     assert result.ok, result.diagnostics
-    document = json.loads((tmp_path / "generated/params/unet/toy/base.json").read_text())
+    document = json.loads((tmp_path / "generated/params/unet/toy.base.json").read_text())
     assert document["_generated"]["from"] == "spec/models/unet/toy.yaml"
     offload = document["targets"]["big"]["inference"]["offload"]
     assert set(offload) == {"value", "reason"} and offload["reason"]
@@ -102,7 +102,7 @@ def test_changing_one_spec_renders_only_its_files(tmp_path: Path) -> None:
     second = build(spec, out)
     # three parameter files, the toy series' loader, the loaders' shared runtime, mir.json
     assert second.ok and (first.rendered, second.rendered) == (6, 3)
-    assert second.changed == ["loaders/unet/toy.py", "mir.json", "params/unet/toy/tiny.json"]
+    assert second.changed == ["loaders/unet/toy.py", "mir.json", "params/unet/toy.tiny.json"]
 
 
 def test_template_error_leaves_generated_unchanged(tmp_path: Path) -> None:
@@ -118,6 +118,29 @@ def test_template_error_leaves_generated_unchanged(tmp_path: Path) -> None:
     result = build(spec, out, templates=broken)
     assert not result.ok and result.diagnostics[0].code == "build-render"
     assert read_tree(out) == before
+
+
+@pytest.mark.parametrize(
+    ("line", "finding"),
+    [("\n\nX = SERIES == None\n", "E711"), ("X=1\n", "would be reformatted")],
+    ids=["ruff-check", "ruff-format"],
+)
+def test_generated_python_that_fails_ruff_is_not_written(
+    tmp_path: Path, line: str, finding: str
+) -> None:
+    spec = toy_registry(tmp_path)
+    out = tmp_path / "generated"
+    build(spec, out)
+    before = read_tree(out)
+    broken = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", broken)
+    (broken / "loader.py.j2").write_text((broken / "loader.py.j2").read_text() + line)
+    result = build(spec, out, templates=broken)
+    assert not result.ok and result.diagnostics[0].code == "build-lint"
+    message = result.diagnostics[0].message
+    assert finding in message and "generated/loaders/unet/toy.py" in message
+    assert read_tree(out) == before
+    assert not list(tmp_path.glob(".generated.*"))
 
 
 def test_rejected_registry_writes_nothing(tmp_path: Path) -> None:
@@ -163,11 +186,11 @@ def test_check_reports_stale_output_with_the_fix(tmp_path: Path) -> None:
     out = tmp_path / "generated"
     build(spec, out)
     assert run_mirc("build", "--check", "--spec", str(spec), "--out", str(out)).status == 0
-    target = out / "params/unet/toy/base.json"
+    target = out / "params/unet/toy.base.json"
     target.write_text(target.read_text().replace('"targets"', '"TARGETS"'))
     run = run_mirc("build", "--check", "--spec", str(spec), "--out", str(out))
     assert run.status == 1
-    assert "generated/params/unet/toy/base.json" in run.out
+    assert "generated/params/unet/toy.base.json" in run.out
     assert "run `mirc build` to update" in run.err
     assert "TARGETS" in target.read_text()  # --check wrote nothing
 

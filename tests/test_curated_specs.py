@@ -14,13 +14,14 @@ import yaml
 
 from compiler.lang.mir import parse_mir
 from compiler.link import LinkedRegistry, variant_key
+from compiler.merge.blocks import Family
 from compiler.registry import check_registry
 from tests.conftest import ROOT
 from tools.fingerprinting.catalog import PLANS, indistinguishable
 from tools.fingerprinting.derive import PEFT_TARGETS, Derivation, derive
 from tools.fingerprinting.lora import with_rank
 from tools.fingerprinting.plan import VariantPlan
-from tools.fingerprints import check_sd_mecha, variant_values
+from tools.fingerprints import SD_MECHA, check_sd_mecha, variant_values
 
 # One worker derives once: the derivation (meta models, conversions) is the slow part.
 pytestmark = pytest.mark.xdist_group("curated-specs")
@@ -166,6 +167,25 @@ def test_blocks_cover_every_unet_key_once(plan: VariantPlan, derivation: Derivat
             assert len(owners) == 1, (key, owners)
         levels = len(blocks["M00"]) and sum(name.startswith("IN") for name in blocks)
         assert levels == sum(name.startswith("OUT") for name in blocks) in (9, 12)
+
+
+@pytest.mark.parametrize("plan", _unet_plans(), ids=[f"{p.path}:{p.compat}" for p in _unet_plans()])
+def test_components_put_each_key_where_sd_mecha_does(
+    plan: VariantPlan, derivation: Derivation
+) -> None:
+    """Every key of a whole-model file is in the component sd-mecha's configuration puts the
+    part it comes from (the cross-check table ``SD_MECHA``: source → config, component)."""
+    sd_mecha = {(source, config): component for source, config, component, *_ in SD_MECHA}
+    for fingerprint, printed in zip(_variant(plan)["fingerprints"], plan.prints, strict=True):
+        config = printed.sd_mecha_config
+        if config is None:
+            assert "components" not in fingerprint
+            continue
+        family = Family("", {}, {k: tuple(v) for k, v in fingerprint["components"].items()})
+        for source in (printed.source, *(printed.file or ())):
+            wanted = sd_mecha[source, config]
+            for key in derivation.sources[source].layout:
+                assert family.component_of(key) == wanted, (key, wanted)
 
 
 # ---- completeness -------------------------------------------------------------------------

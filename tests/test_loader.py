@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import itertools
+import json
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
 from compiler.lang.mir import MirId
-from compiler.plan import plan_variant
+from compiler.plan import plan_params_file, plan_variant
 from compiler.plan.loader import module_path, plan_loader, plan_loader_runtime, single_file_classes
 from compiler.plan.model import PlannedFile
 from compiler.registry import check_registry
@@ -124,22 +125,42 @@ def write_specs(folder: Path, models: dict[str, str]) -> Path:
 
 def planned_loaders(spec_dir: Path) -> dict[str, PlannedFile]:
     """Every loader module the real pipeline plans for ``spec_dir``, by series id."""
-    result = check_registry(spec_dir)
-    assert result.ok, [d.message for d in result.diagnostics]
-    linked = result.linked
-    assert linked is not None
-    plans = {v.id: plan_variant(linked, v) for v in linked.variants.values()}
-    planned = {str(s.id): plan_loader(linked, s, plans) for s in linked.series.values()}
+    linked = _linked(spec_dir)
+    planned = {str(s.id): plan_loader(linked, s) for s in linked.series.values()}
     return {k: v for k, v in planned.items() if v is not None}
+
+
+def planned_params(spec_dir: Path) -> dict[str, str]:
+    """Every inference parameters file the real pipeline renders for ``spec_dir`` (what the
+    loaders read their settings from), by its path in generated/."""
+    linked = _linked(spec_dir)
+    params = {}
+    for variant in linked.variants.values():
+        series = linked.series_of(variant)
+        planned = plan_params_file(plan_variant(linked, variant), series.path)
+        params[planned.path] = render(planned.template, planned.context)
+    return params
+
+
+def _linked(spec_dir: Path) -> Any:
+    result = check_registry(spec_dir)
+    assert result.ok and result.linked is not None, [d.message for d in result.diagnostics]
+    return result.linked
 
 
 _names = itertools.count()
 
 
-def import_generated(text: str, folder: Path) -> types.ModuleType:
+def import_generated(
+    text: str, folder: Path, params: dict[str, str] | None = None
+) -> types.ModuleType:
     """Write ``text`` as a loader module beside the shared runtime, in a fresh package under
-    ``folder`` (``<package>/loaders/<arch>/<module>.py``, as in generated/), and import it."""
+    ``folder`` (``<package>/loaders/<arch>/<module>.py``, as in generated/), with the ``params``
+    files it reads (path in generated/ → text), and import it."""
     package = f"generated_{next(_names)}"
+    for rel, params_text in (params or {}).items():
+        (folder / package / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / package / rel).write_text(params_text, encoding="utf-8")
     loaders = folder / package / "loaders"
     (loaders / "arch").mkdir(parents=True)
     runtime = render(plan_loader_runtime().template, {})
@@ -153,22 +174,31 @@ def import_generated(text: str, folder: Path) -> types.ModuleType:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PlannedFile]:
+def spec_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("spec")
-    return planned_loaders(
-        write_specs(
-            folder, {"models/unet/tiny-sd.yaml": TINY_SD, "models/aet/tiny-clip.yaml": TINY_CLIP}
-        )
-    )
+    models = {"models/unet/tiny-sd.yaml": TINY_SD, "models/aet/tiny-clip.yaml": TINY_CLIP}
+    return write_specs(folder, models)
+
+
+@pytest.fixture(scope="module")
+def registry(spec_folder: Path) -> dict[str, PlannedFile]:
+    return planned_loaders(spec_folder)
+
+
+@pytest.fixture(scope="module")
+def params(spec_folder: Path) -> dict[str, str]:
+    return planned_params(spec_folder)
 
 
 @pytest.fixture(scope="module")
 def loader(
-    registry: dict[str, PlannedFile], tmp_path_factory: pytest.TempPathFactory
+    registry: dict[str, PlannedFile],
+    params: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> types.ModuleType:
     planned = registry["mir:info.unet.tiny-sd"]
     return import_generated(
-        render(planned.template, planned.context), tmp_path_factory.mktemp("gen")
+        render(planned.template, planned.context), tmp_path_factory.mktemp("gen"), params
     )
 
 
@@ -246,12 +276,9 @@ def test_context_is_finished_sorted_plain_data(registry: dict[str, PlannedFile])
         "package": "diffusers",
     }
     assert base["single_file"] is True and base["denoiser"] == "unet"
-    settings, reasons = context["settings"], context["reasons"]
-    assert settings[context["targets"]["cpu"]["base"]]["dtype"][0] == "fp32"
-    gpu = settings[context["targets"]["big-gpu"]["base"]]
-    assert gpu["device"] == "cuda" and gpu["dtype"][0] == "bf16"
-    assert gpu["attention"][0] == "flash-attention-2" and reasons[gpu["attention"][1]]
-    assert len(reasons) == len(set(reasons))
+    # the planned settings live once, in the parameters file, found from the module's folder
+    assert base["params"] == "../../params/unet/tiny-sd.base.json"
+    assert context["variants"]["turbo"]["params"] == "../../params/unet/tiny-sd.turbo.json"
     assert registry["mir:info.aet.tiny-clip"].context["variants"]["base"]["single_file"] is False
 
 
@@ -345,14 +372,12 @@ def test_rendering_is_independent_of_hash_seed(tmp_path: Path) -> None:
         f"""
         import sys
         from pathlib import Path
-        from compiler.plan import plan_variant
         from compiler.plan.loader import plan_loader
         from compiler.registry import check_registry
         from compiler.render import render
         linked = check_registry(Path({str(folder)!r})).linked
-        plans = {{v.id: plan_variant(linked, v) for v in linked.variants.values()}}
         for series in linked.series.values():
-            planned = plan_loader(linked, series, plans)
+            planned = plan_loader(linked, series)
             if planned is not None:
                 sys.stdout.write(render(planned.template, planned.context))
         """
@@ -379,7 +404,11 @@ def test_describe_gives_each_setting_with_its_reason(loader: types.ModuleType) -
         assert isinstance(settings[name]["reason"], str) and settings[name]["reason"]
     described["settings"]["dtype"]["value"] = "changed"
     assert loader.describe("base", "cpu")["settings"]["dtype"]["value"] == "fp32"
-    assert set(loader.TARGETS) == {"big-gpu", "cpu"} and set(loader.VARIANTS) == {"base", "turbo"}
+    gpu = loader.describe("base", "big-gpu")["settings"]
+    assert gpu["device"] == "cuda" and gpu["dtype"]["value"] == "bf16"
+    assert gpu["attention"]["value"] == "flash-attention-2" and gpu["attention"]["reason"]
+    assert loader.describe("turbo", "big-gpu")["settings"]["device"] == "cuda"
+    assert set(loader.VARIANTS) == {"base", "turbo"}
 
 
 def test_unknown_names_and_missing_devices_are_clear_errors(loader: types.ModuleType) -> None:
@@ -425,6 +454,7 @@ def test_loads_a_single_safetensors_file_offline(
 
 def test_refuses_pickles_missing_paths_and_single_files_it_cannot_read(
     registry: dict[str, PlannedFile],
+    params: dict[str, str],
     loader: types.ModuleType,
     saved: dict[str, Any],
     tmp_path: Path,
@@ -436,16 +466,20 @@ def test_refuses_pickles_missing_paths_and_single_files_it_cannot_read(
     with pytest.raises(FileNotFoundError, match="no such folder"):
         loader.load("base", "cpu", source=tmp_path / "absent")
     planned = registry["mir:info.aet.tiny-clip"]
-    clip = import_generated(render(planned.template, planned.context), tmp_path)
+    clip = import_generated(render(planned.template, planned.context), tmp_path, params)
     with pytest.raises(ValueError, match="CLIPTextModel does not load a single checkpoint file"):
         clip.load("base", "cpu", source=saved["file"])
 
 
 def test_loads_a_transformers_model_offline(
-    registry: dict[str, PlannedFile], saved: dict[str, Any], tmp_path: Path, offline: None
+    registry: dict[str, PlannedFile],
+    params: dict[str, str],
+    saved: dict[str, Any],
+    tmp_path: Path,
+    offline: None,
 ) -> None:
     planned = registry["mir:info.aet.tiny-clip"]
-    clip = import_generated(render(planned.template, planned.context), tmp_path)
+    clip = import_generated(render(planned.template, planned.context), tmp_path, params)
     model = clip.load(source=saved["clip"])
     assert type(model).__name__ == "CLIPTextModel" and model.dtype == torch.float32
     hidden = model(input_ids=torch.tensor([[0, 5, 7, 1]])).last_hidden_state
@@ -522,7 +556,7 @@ def test_spec_strings_stay_inert_through_the_real_pipeline(
     planned = planned_loaders(specs)["mir:info.unet.tiny-sd"]
     text = render(planned.template, planned.context)
     assert text.isascii() and ruff_problems(text, tmp_path) == []
-    module = import_generated(text, tmp_path)
+    module = import_generated(text, tmp_path, planned_params(specs))
     described = module.describe()
     assert [described["generation"][f"p{i}"] for i in range(len(values))] == values
     assert described["name"] == values[1]
@@ -549,19 +583,19 @@ def test_values_the_schema_would_refuse_stay_inert_too(
         "generation": {v: v for v in values},
         "single_file": True,
         "components": {values[9]: values[0]},
+        "params": "../../params.json",
     }
-    settings = {name: [values[0], 0] for name in ("dtype", "attention")}
     context = {
         "series": {"id": values[2], "source": values[3]},
         "variants": {"base": nasty, values[4]: nasty},
-        "targets": {"cpu": {"base": 0, values[4]: 1}},
-        "settings": [{"device": "cpu", **settings}, {"device": values[5]}],
-        "reasons": [values[1]],
     }
     text = render("loader.py.j2", context)
     assert text.isascii()
     tree = ast.parse(text)
-    module = import_generated(text, tmp_path)
+    settings = {name: {"value": values[0], "reason": values[1]} for name in ("dtype", "attention")}
+    cpu = {"device": "cpu", "inference": settings}
+    document = {"targets": {"cpu": cpu, values[4]: {"device": values[5], "inference": {}}}}
+    module = import_generated(text, tmp_path, {"params.json": json.dumps(document)})
     assert module.describe()["generation"] == {v: v for v in values}
     with pytest.raises(ValueError, match="is not one of the packages a loader imports"):
         module.load("base", "cpu")

@@ -93,6 +93,14 @@ CASES = {
     "unknown merge space": ('model "a" merge_space="weights"', "unknown merge space 'weights'"),
     "config is a string": ('model "a" model_config=1', "a model config is a string or null"),
     "MIR id": ('model "mir:info.unet.SDXL"', "MIR identifiers are lowercase"),
+    "component of the config": (
+        'model "a" model_config="sdxl-sgm"\nmerge "pick_component" &0 "ema"',
+        "model config sdxl-sgm has no component 'ema'",
+    ),
+    "component of no config": (
+        'model "a"\nmerge "omit_component" &0 component="unet"',
+        "no model config has a component 'unet'",
+    ),
 }
 
 
@@ -110,6 +118,8 @@ NOTES = {
     MODELS + 'merge "weighted_sum" &0 &1 alpah=1': "did you mean 'alpha'?",
     MODELS + 'merge "add_difference" &0 &1': "a delta is a difference of two models: "
     'merge "subtract" &A &B',
+    'model "a"\nmerge "pick_component" &0 "clip"': "did you mean 'clip_l' or 'clip_g'?",
+    MODELS + 'merge "pick_component" &0 "text"': "known: clip_l, clip_g, vae, diffuser, scheduler",
 }
 
 

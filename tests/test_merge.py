@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import safetensors
 import safetensors.torch
@@ -20,11 +22,20 @@ from compiler.merge.engine import MergeOptions, merge_recipe
 from compiler.merge.methods import METHODS
 from compiler.tensorfile import write_sparse
 from tests.conftest import run_mirc
-from tests.merge_support import no_reads, sd_mecha_merge, write_models
+from tests.merge_support import (
+    PARTS_CONFIG,
+    SD_MECHA_CONFIG,
+    no_reads,
+    parts_family,
+    sd_mecha_merge,
+    write_models,
+)
 
 AB = 'model "a"\nmodel "b"\n'
 ABC = AB + 'model "c"\n'
 OVERFLOW = 'merge "subtract" &0 &1\nmerge "scale" &2 alpha=2e38\n'
+DELTAS = ABC + 'merge "subtract" &1 &0\nmerge "subtract" &2 &0\n'
+PER_KEY = "dict blk.0.weight=0.1 blk.0.bias=0.2 blk.1.weight=0.3 norm.scale=0.4\n"
 # (recipe, the output's merge space for sd-mecha)
 CASES = {
     "weighted_sum": (AB + 'merge "weighted_sum" &0 &1 alpha=0.3', "weight"),
@@ -99,7 +110,67 @@ CASES = {
         "weight",
     ),
     "multiply_quotient": (ABC + 'merge "multiply_quotient" &0 &1 &2 alpha=0.5', "weight"),
+    "dropout_even_overlap": (DELTAS + 'merge "dropout" &3 &4 overlap=2 seed=3', "delta"),
+    "dropout_fractional_overlap": (
+        DELTAS + 'merge "dropout" &3 &4 probability=0.4 overlap=0.3 seed=4',
+        "delta",
+    ),
+    "dropout_overlap_emphasis": (
+        DELTAS + 'merge "dropout" &3 &4 &3 overlap=0.7 overlap_emphasis=0.5 seed=5',
+        "delta",
+    ),
+    "ties_sum_with_dropout": (DELTAS + 'merge "ties_sum_with_dropout" &3 &4 seed=3', "delta"),
+    # no seed: torch's generator starts from its fixed default seed, in sd-mecha as in mirc
+    "ties_sum_with_dropout_unseeded": (
+        DELTAS + 'merge "ties_sum_with_dropout" &3 &4 probability=0.3',
+        "delta",
+    ),
+    "ties_sum_with_dropout_della": (
+        DELTAS
+        + 'merge "ties_sum_with_dropout" &3 &4 probability=0.5 della_eps=0.3 rescale=false '
+        + "k=0.5 vote_sgn=true apply_stock=true seed=11",
+        "delta",
+    ),
+    "ties_sum_with_dropout_median": (
+        DELTAS + 'merge "ties_sum_with_dropout" &3 &4 &3 apply_median=true seed=2',
+        "delta",
+    ),
+    "ties_sum_with_dropout_keep_none": (
+        DELTAS + 'merge "ties_sum_with_dropout" &3 &4 probability=1.0',
+        "delta",
+    ),
+    "stack": (ABC + 'merge "stack" &0 &1 &2', "weight"),
+    "pick_component": (AB + 'merge "pick_component" &0 "vae"', "weight"),
+    "omit_component": (
+        AB + 'merge "weighted_sum" &0 &1\nmerge "omit_component" &2 component="vae"',
+        "weight",
+    ),
+    "literal_per_key": (AB + PER_KEY + 'literal &2\nmerge "weighted_sum" &0 &1 alpha=&3', "weight"),
+    # a literal without a value for a key gives the key no value: it is left out
+    "literal_some_keys": (
+        AB + 'dict blk.0.weight=0.1 norm.scale=0.4\nliteral &2 merge_space="param"\n'
+        'merge "weighted_sum" &0 &1 alpha=&3',
+        "weight",
+    ),
+    # numbers as the output: one 0-d tensor per key, as sd-mecha writes them
+    "literal_output": (
+        AB + 'dict blk.0.weight=0.1 norm.scale=0.4\nliteral &2\nmerge "fallback" &3 &1',
+        "weight",
+    ),
+    "literal_of_models": (
+        AB + "dict blk.0.weight=&0 blk.0.bias=&1 blk.1.weight=&0 norm.scale=&1\nliteral &2",
+        "weight",
+    ),
+    "literal_of_strings": (
+        AB + 'dict blk.0.weight="float16" blk.0.bias="bfloat16" blk.1.weight="float64" '
+        'norm.scale="int8"\nliteral &2\nmerge "cast" &0 dtype=&3',
+        "weight",
+    ),
 }
+# cases on the tiny models split into components (sd-mecha's config; mirc's registry family)
+COMPONENT_CASES = {"pick_component", "omit_component"}
+# sd-mecha 1.1.8 passes numpy arrays to torch.lerp for any overlap but an odd integer, and fails
+OVERLAP_CASES = {"dropout_even_overlap", "dropout_fractional_overlap", "dropout_overlap_emphasis"}
 
 
 def _merge(folder: Path, text: str, **options: object) -> dict[str, torch.Tensor]:
@@ -111,20 +182,46 @@ def _merge(folder: Path, text: str, **options: object) -> dict[str, torch.Tensor
 
 
 def test_every_method_has_a_conformance_case() -> None:
-    covered = {text.rsplit('merge "', 1)[1].split('"')[0] for text, _ in CASES.values()}
+    merges = [text for text, _ in CASES.values() if 'merge "' in text]
+    covered = {text.rsplit('merge "', 1)[1].split('"')[0] for text in merges}
     assert covered | {"subtract", "add_difference"} == set(METHODS)
+    assert any(text.endswith("literal &2") for text, _ in CASES.values())
+
+
+def _numpy_tolerant_lerp(
+    original: Callable[..., torch.Tensor],
+) -> Callable[..., torch.Tensor]:
+    """``torch.lerp`` that takes numpy arrays as float64 tensors: the one change that lets
+    sd-mecha 1.1.8's ``overlapping_sets_pmf`` run."""
+
+    def lerp(start: object, end: object, weight: object) -> torch.Tensor:
+        start, end = (
+            torch.from_numpy(np.asarray(v, dtype=np.float64)) if isinstance(v, np.ndarray) else v
+            for v in (start, end)
+        )
+        return original(start, end, weight)
+
+    return lerp
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_method_matches_sd_mecha(case: str, tmp_path: Path) -> None:
+def test_method_matches_sd_mecha(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text, space = CASES[case]
     write_models(tmp_path)
-    ours = _merge(tmp_path, text, threads=2)
-    theirs = sd_mecha_merge(text, tmp_path, space)
+    parts = case in COMPONENT_CASES
+    ours = _merge(tmp_path, text, threads=2, family=lambda header: parts_family())
+    if case in OVERLAP_CASES:
+        monkeypatch.setattr(torch, "lerp", _numpy_tolerant_lerp(torch.lerp))
+    config = PARTS_CONFIG if parts else SD_MECHA_CONFIG
+    theirs = sd_mecha_merge(text, tmp_path, space, config)
     assert sorted(ours) == sorted(theirs)
     for key, value in ours.items():
-        # sd-mecha's model stock turns a 0-d tensor into shape [1]; mirc keeps the input's shape
-        expected = theirs[key].reshape(value.shape)
+        # sd-mecha's model stock turns a 0-d tensor into shape [1], and a ties_sum_with_dropout
+        # that keeps nothing returns the number 0; mirc keeps the input's shape
+        expected = theirs[key].reshape(value.shape) if theirs[key].dim() else theirs[key]
+        expected = expected.expand(value.shape)
         torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-6, msg=key)
 
 
@@ -200,10 +297,10 @@ def test_missing_keys_are_an_error_unless_fallback(tmp_path: Path) -> None:
 
 
 def test_cli_reports_a_missing_model_and_an_unsupported_method(tmp_path: Path) -> None:
-    (tmp_path / "r.mecha").write_text('model "nowhere"\nmodel "x"\nmerge "stack" &0 &1')
+    (tmp_path / "r.mecha").write_text('model "nowhere"\nmerge "exchange_ema" &0')
     run = run_mirc("merge", str(tmp_path / "r.mecha"), "-o", str(tmp_path / "o.st"))
     assert run.status == 1
-    assert "cannot execute 'stack'" in run.err
+    assert "cannot execute 'exchange_ema'" in run.err
     (tmp_path / "r.mecha").write_text(CASES["weighted_sum"][0])
     run = run_mirc("merge", str(tmp_path / "r.mecha"), "-o", str(tmp_path / "o.st"))
     assert run.status == 1 and "cannot find the model 'a'" in run.err

@@ -36,25 +36,36 @@ def test_strings_become_inert_literals(text: str) -> None:
     assert ast.literal_eval(tree.body[0].value) == text  # type: ignore[attr-defined]
 
 
+@settings(max_examples=300)
 @given(
     st.recursive(
         st.none()
         | st.booleans()
         | st.integers()
         | st.text()
+        | st.text(max_size=300)
+        | st.sampled_from(NASTY)
         | st.floats(allow_nan=False, allow_infinity=False),
         lambda inner: (
-            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            st.lists(inner, max_size=4)
+            | st.lists(inner, max_size=3).map(tuple)
+            | st.dictionaries(st.text(max_size=5) | st.integers(), inner, max_size=3)
         ),
-        max_leaves=10,
-    )
+        max_leaves=12,
+    ),
+    st.integers(0, 40),
 )
-def test_pyliteral_round_trips(value: object) -> None:
-    assert ast.literal_eval(pyliteral(value)) == value
+def test_pyliteral_round_trips(value: object, indent: int) -> None:
+    """pyliteral writes each value from its type without evaluating it back: this property
+    (and the compile of every rendered file) is what holds it to its word."""
+    text = pyliteral(value, indent)
+    assert text.isascii()
+    assert ast.literal_eval(text) == value
+    assert type(ast.literal_eval(text)) is type(value)
 
 
 def test_pyliteral_refuses_non_plain_values() -> None:
-    for bad in (float("nan"), float("inf"), object(), {1.5: "x"}, {"a": {1, 2}}):
+    for bad in (float("nan"), float("inf"), object(), {1.5: "x"}, {"a": {1, 2}}, [b"x"]):
         with pytest.raises(RenderError):
             pyliteral(bad)
 

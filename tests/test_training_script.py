@@ -180,7 +180,8 @@ def image_with(pipeline: Path, lora: Path | None) -> Any:
 
 def test_one_script_per_target_and_launch_files_for_several_devices(workspace: Workspace) -> None:
     names = ["cpu.py", "cpu_2.py", "cpu_2.sh", "h100_cluster.py", "h100_cluster.sh"]
-    assert sorted(workspace.files) == [f"{f}/{n}" for f in (FOLDER, SDXL_FOLDER) for n in names]
+    scripts = [f"{f}/{n}" for f in (FOLDER, SDXL_FOLDER) for n in names]
+    assert sorted(workspace.files) == sorted([*scripts, "training/runtime.py"])
     single = workspace.files[f"{FOLDER}/cpu_2.sh"]
     assert "torchrun} --standalone --nproc-per-node 2" in single
     cluster = workspace.files[f"{FOLDER}/h100_cluster.sh"]
@@ -189,6 +190,25 @@ def test_one_script_per_target_and_launch_files_for_several_devices(workspace: W
     for text in (single, cluster):
         done = subprocess.run(["sh", "-n"], input=text, text=True, check=False)
         assert done.returncode == 0
+
+
+def test_a_script_finds_its_runtime_by_its_own_path(workspace: Workspace, tmp_path: Path) -> None:
+    """The shared code is found from the script's file, never the working folder: a script
+    copied away from generated/ says what is missing instead of importing something else."""
+    runtime = workspace.root / "generated" / "training" / "runtime.py"
+    assert load_script(workspace.script("cpu")).runtime.__file__ == str(runtime)
+    lone = tmp_path / "a" / "b" / "c" / "cpu.py"
+    lone.parent.mkdir(parents=True)
+    lone.write_text(workspace.files[f"{FOLDER}/cpu.py"], encoding="utf-8")
+    (tmp_path / "runtime.py").write_text("raise SystemExit('wrong runtime')\n")
+    done = subprocess.run(
+        [sys.executable, str(lone), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 1 and "the shared training code is missing" in done.stderr
 
 
 def test_generated_python_passes_ruff(workspace: Workspace) -> None:
@@ -383,9 +403,11 @@ def test_objective_targets(workspace: Workspace) -> None:
     scheduler = DDPMScheduler(num_train_timesteps=100)
     latents = torch.randn(3, 4, 4, 4)
     for objective in ("epsilon", "v-prediction", "sample", "flow-matching"):
-        run = script.Run(None, None, {"hyperparameters": {"noise_offset": 0.0}}, {}, None, None, [])
+        run = script.runtime.Run(
+            None, None, {"hyperparameters": {"noise_offset": 0.0}}, {}, None, None, []
+        )
         run.objective, run.noise_scheduler = objective, scheduler
-        noisy, timesteps, target = script.noisy_latents(run, latents)
+        noisy, timesteps, target = script.runtime.noisy_latents(run, latents)
         if objective == "flow-matching":
             t = (timesteps / 100).view(-1, 1, 1, 1)
             noise = target + latents
@@ -442,7 +464,7 @@ def test_mixed_precision_and_its_resume(
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     script.main(workspace.argv(whole, "--max-steps", "3", "--checkpoint-every", "2"))
     checkpoint = whole / "checkpoint-00000002"
-    scaler = script.read_state(checkpoint, "training")["scaler"]
+    scaler = script.runtime.read_state(checkpoint, "training")["scaler"]
     assert bool(scaler) == (precision == "fp16") and scaler.get("scale", 1.0) > 0
     script.main(workspace.argv(resumed, "--max-steps", "3", "--resume", str(checkpoint)))
     assert [e["loss"] for e in log(resumed)] == [e["loss"] for e in log(whole)][2:]

@@ -10,7 +10,7 @@ from typing import Any
 
 from compiler.lang.mir import parse_mir
 from compiler.plan import plan_variant
-from compiler.plan.trainer import plan_training_files
+from compiler.plan.trainer import plan_training_files, plan_training_runtime
 from compiler.registry import check_registry
 from compiler.render import render
 
@@ -128,6 +128,8 @@ def rendered_training_files(root: Path) -> dict[str, str]:
         plans = {v.id: plan_variant(linked, v) for v in series.variants.values()}
         for planned in plan_training_files(linked, series, plans):
             rendered[planned.path] = render(planned.template, planned.context)
+    runtime = plan_training_runtime()
+    rendered[runtime.path] = render(runtime.template, runtime.context)
     return rendered
 
 

@@ -50,6 +50,8 @@ def fingerprint(plan: Print, d: Derivation) -> dict[str, Any]:
         result["parameters"] = parameter_count(source.layout)  # type: ignore[arg-type]
     if plan.file is not None and source.block_of:
         result["blocks"] = blocks(_block_assignment(plan, source, d))
+    if plan.sd_mecha_config is not None:
+        result["components"] = components(plan.sd_mecha_config)
     return result
 
 
@@ -84,15 +86,34 @@ def _block_assignment(plan: Print, source: Source, d: Derivation) -> dict[str, s
 
 def blocks(assignment: dict[str, str]) -> dict[str, list[str]]:
     """Each block's shortest key prefixes that hold keys of that block only."""
+    table = prefix_table(assignment)
+    return {block: table[block] for block in sorted(table, key=_block_order)}
+
+
+def components(config: str) -> dict[str, list[str]]:
+    """The components of an sd-mecha model configuration (in its order), each as the shortest
+    key prefixes that hold keys of that component only: what ``pick_component`` and
+    ``omit_component`` select. Every key sd-mecha knows counts, optional ones (EMA, the
+    scheduler's buffers) included."""
+    assignment = {}
+    for name in x.sd_mecha_components(config):
+        required, optional = x.sd_mecha_component(config, name)
+        assignment.update(dict.fromkeys([*required, *optional], name))
+    table = prefix_table(assignment)
+    return {name: table[name] for name in x.sd_mecha_components(config)}
+
+
+def prefix_table(assignment: dict[str, str]) -> dict[str, list[str]]:
+    """Each group's shortest key prefixes that hold keys of that group only, sorted."""
     seen: dict[str, set[str]] = {}
-    for key, block in assignment.items():
+    for key, group in assignment.items():
         for prefix in _prefixes(key):
-            seen.setdefault(prefix, set()).add(block)
+            seen.setdefault(prefix, set()).add(group)
     result: dict[str, set[str]] = {}
-    for key, block in assignment.items():
-        prefix = next(p for p in _prefixes(key) if seen[p] == {block})
-        result.setdefault(block, set()).add(prefix)
-    return {block: sorted(result[block]) for block in sorted(result, key=_block_order)}
+    for key, group in assignment.items():
+        prefix = next(p for p in _prefixes(key) if seen[p] == {group})
+        result.setdefault(group, set()).add(prefix)
+    return {group: sorted(prefixes) for group, prefixes in result.items()}
 
 
 def _prefixes(key: str) -> list[str]:

@@ -9,8 +9,9 @@ disagree::
 
 Every method that ``sd_mecha.extensions.merge_methods.get_all()`` lists is written, conversions
 (``convert_singleton``, ``convert_'sdxl-sgm'_to_…``) included, with each parameter's kind, value
-type, merge spaces, model config and default. A method's ``**kwargs`` is left out: sd-mecha
-fills it at merge time (key, cache …) and a recipe cannot set it.
+type, merge spaces, model config and default; and each model config's component names. A
+method's ``**kwargs`` is left out: sd-mecha fills it at merge time (key, cache …) and a recipe
+cannot set it.
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ def build_catalogue() -> dict[str, Any]:
         "recipe_format_version": MECHA_FORMAT_VERSION,
         "merge_spaces": sorted(s.identifier for s in merge_spaces.get_all()),
         "model_configs": sorted(c.identifier for c in model_configs.get_all()),
+        # what pick_component / omit_component may name, per model config
+        "model_config_components": {
+            c.identifier: list(c.components()) for c in model_configs.get_all()
+        },
         "methods": methods,
     }
 

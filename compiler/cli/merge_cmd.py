@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from dataclasses import replace
@@ -13,10 +14,15 @@ from compiler.cli.output import print_json
 from compiler.diagnostics import EXIT_OK
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from compiler.lang.mecha.check import MirResolver, ResolvedModel
     from compiler.lang.mir import MirId
+    from compiler.link import LinkedRegistry
     from compiler.merge.blocks import BlockFingerprint, FamilyMatcher
     from compiler.merge.engine import MergeOptions, MergeResult
+    from compiler.merge.locate import Identifier
+    from compiler.tensorfile import SafetensorsHeader
 
 # the engine's choices, spelled here so that parsing the command line does not import torch
 
@@ -32,14 +38,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "with sd-mecha's merge methods. The recipe and its inputs' headers are checked before "
         "any tensor is read; the output is written to a temporary file and renamed at the end. "
         "The registry's block fingerprints are cached in $MIRC_CACHE_DIR (default "
-        "~/.cache/mirc).",
+        "$XDG_CACHE_HOME/mirc, else ~/.cache/mirc).",
     )
     parser.add_argument("recipe", type=Path, metavar="RECIPE", help="a .mecha recipe")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
     parser.add_argument("--threads", type=int, default=2, metavar="N", help="keys merged at once")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--dtype", choices=tuple(OUTPUT_DTYPES), default="fp16")
-    parser.add_argument("--model-dir", type=Path, metavar="DIR", help="where models are found")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        metavar="DIR",
+        help="where models are found; a MIR-id model is the file under DIR (or beside the "
+        "recipe) that identifies as it",
+    )
     parser.add_argument(
         "--missing",
         choices=MISSING_POLICIES,
@@ -60,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from compiler.resources import default_spec_dir
 
     spec_dir = default_spec_dir()
+    linked = _registry(spec_dir)
     options = MergeOptions(
         recipe=args.recipe,
         output=args.output,
@@ -68,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         model_dir=args.model_dir,
         missing=args.missing,
-        resolver=_resolver(spec_dir),
-        family=_family_matcher(spec_dir),
+        resolver=_resolver(linked),
+        family=_family_matcher(spec_dir, linked),
+        identify=_identifier(linked),
     )
     if sys.stderr.isatty() and not args.json:
         result = _with_progress(options)
@@ -82,29 +96,57 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _resolver(spec_dir: Path) -> MirResolver:
-    """MIR ids resolved through the registry, imported and loaded when a recipe names one."""
+def _registry(spec_dir: Path) -> Callable[[], LinkedRegistry | None]:
+    """The registry, imported and loaded once, the first time something needs it: a MIR id the
+    recipe names, a MIR-id model to identify, block fingerprints the cache does not hold. An
+    elementwise merge of files named by path over a warm cache never loads it."""
+
+    @functools.cache
+    def linked() -> LinkedRegistry | None:
+        from compiler.registry import check_registry
+
+        return check_registry(spec_dir).linked
+
+    return linked
+
+
+def _resolver(linked: Callable[[], LinkedRegistry | None]) -> MirResolver:
+    """MIR ids resolved through the registry, loaded when a recipe names one."""
     loaded: list[MirResolver] = []
 
     def resolve(mir: MirId) -> ResolvedModel | None:
         if not loaded:
-            from compiler.registry import lazy_resolver
+            from compiler.registry import recipe_resolver
 
-            loaded.append(lazy_resolver(spec_dir))
+            registry = linked()
+            loaded.append(recipe_resolver(registry) if registry is not None else lambda _: None)
         return loaded[0](mir)
 
     return resolve
 
 
-def _family_matcher(spec_dir: Path) -> FamilyMatcher:
+def _identifier(linked: Callable[[], LinkedRegistry | None]) -> Identifier:
+    """MIR-id models identified against the registry, imported and loaded when a recipe's
+    MIR-id model is not found by name."""
+    loaded: list[Identifier] = []
+
+    def identify(header: SafetensorsHeader) -> Sequence[str]:
+        if not loaded:
+            from compiler.identify import registry_identifier
+
+            loaded.append(registry_identifier(linked))
+        return loaded[0](header)
+
+    return identify
+
+
+def _family_matcher(spec_dir: Path, linked: Callable[[], LinkedRegistry | None]) -> FamilyMatcher:
     """Headers matched against the registry's block fingerprints, cached between runs."""
     from compiler.merge.blocks import block_fingerprints, fingerprint_matcher
     from compiler.merge.families import cache_dir, cached_fingerprints
 
     def load() -> list[BlockFingerprint]:
-        from compiler.registry import check_registry
-
-        return block_fingerprints(check_registry(spec_dir).linked)
+        return block_fingerprints(linked())
 
     return fingerprint_matcher(lambda: cached_fingerprints(spec_dir, cache_dir(), load))
 

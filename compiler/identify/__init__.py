@@ -10,7 +10,7 @@ Key prefixes are canonicalised through the table in ``prefixes``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,8 @@ from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.identify.match import Candidate, Finding, Score, candidates
 from compiler.identify.report import FileReport, report
 from compiler.identify.suggest import guess_format, suggest_fingerprint
-from compiler.tensorfile import read_header
+from compiler.link import LinkedRegistry
+from compiler.tensorfile import SafetensorsHeader, read_header
 
 SUFFIX = ".safetensors"
 
@@ -33,6 +34,7 @@ __all__ = [
     "guess_format",
     "identify_file",
     "identify_files",
+    "registry_identifier",
     "suggest_fingerprint",
 ]
 
@@ -86,3 +88,20 @@ def identify_files(
             yield Outcome(file, identify_file(file, pool, content_hash))
         except MircError as error:
             yield Outcome(file, None, tuple(error.diagnostics))
+
+
+def registry_identifier(
+    linked: Callable[[], LinkedRegistry | None],
+) -> Callable[[SafetensorsHeader], tuple[str, ...]]:
+    """The MIR ids a header identifies as (each component's best match and its ties), against
+    the registry ``linked`` loads the first time it is asked (``mirc merge``'s MIR-id models)."""
+    pools: list[tuple[Candidate, ...]] = []
+
+    def identify(header: SafetensorsHeader) -> tuple[str, ...]:
+        if not pools:
+            registry = linked()
+            pools.append(candidates(registry) if registry is not None else ())
+        found = report(header, pools[0], layout_hashes=False).components
+        return tuple(s.candidate.mir for f in found for s in (f.best, *f.ties))
+
+    return identify

@@ -17,12 +17,12 @@ sorted so that the output does not depend on the order of spec files; a final ne
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compiler import jsontext
 from compiler.diagnostics import Diagnostic, MircError
 from compiler.interop.files import write_files_atomic
 from compiler.interop.references import STAR
@@ -63,7 +63,7 @@ def export_mir(spec_dir: Path, output: Path) -> ExportResult:
 
 def database_text(database: Mapping[str, Any]) -> str:
     """The JSON text of a database, formatted as upstream formats it."""
-    return json.dumps(database, indent=4) + "\n"
+    return jsontext.dumps(database, indent=4) + "\n"
 
 
 def export_database(linked: LinkedRegistry) -> UpstreamDatabase:

@@ -79,7 +79,17 @@ BACKEND = Shape(
     )
 )
 FINGERPRINT = Shape(
-    ("format", "component", "required", "optional", "forbidden", "tensors", "parameters", "blocks")
+    (
+        "format",
+        "component",
+        "required",
+        "optional",
+        "forbidden",
+        "tensors",
+        "parameters",
+        "blocks",
+        "components",
+    )
 )
 DIMENSIONS = Shape(
     (

@@ -1,15 +1,17 @@
-"""Per-block hyperparameters: which block (``IN00`` … ``M00`` … ``OUT11``) each key belongs to.
+"""Per-block hyperparameters and model components: which block (``IN00`` … ``M00`` … ``OUT11``)
+and which sd-mecha component (``clip_l``, ``vae``, ``diffuser`` …) each key belongs to.
 
 A recipe's ``dict IN00=0.2 OUT11=0.8`` given as a ``Tensor`` or ``float`` argument holds one
-value per block. The blocks come from the registry: the first fingerprint with a ``blocks:``
-table whose required keys and shapes the input's header has; a key belongs to the block with
-the longest matching prefix. The same match names the MIR id of the result's family.
+value per block; ``pick_component`` and ``omit_component`` select keys by component. Both tables
+come from the registry: the first fingerprint with a ``blocks:`` or ``components:`` table whose
+required keys and shapes the input's header has; a key belongs to the block (component) with the
+longest matching prefix. The same match names the MIR id of the result's family.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from compiler.tensorfile import SafetensorsHeader
@@ -21,42 +23,55 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    """The registry's variant whose fingerprint a header matches, and that fingerprint's blocks."""
+    """The registry's variant whose fingerprint a header matches, and that fingerprint's blocks
+    and components."""
 
     mir: str
     blocks: Mapping[str, tuple[str, ...]]
+    components: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def block_of(self, key: str) -> str | None:
         """The block whose prefix is the longest one ``key`` starts with."""
-        best: tuple[int, str | None] = (0, None)
-        for block, prefixes in self.blocks.items():
-            for prefix in prefixes:
-                if key.startswith(prefix) and len(prefix) > best[0]:
-                    best = (len(prefix), block)
-        return best[1]
+        return _longest_prefix(self.blocks, key)
+
+    def component_of(self, key: str) -> str | None:
+        """The component whose prefix is the longest one ``key`` starts with."""
+        return _longest_prefix(self.components, key)
+
+
+def _longest_prefix(table: Mapping[str, tuple[str, ...]], key: str) -> str | None:
+    best: tuple[int, str | None] = (0, None)
+    for name, prefixes in table.items():
+        for prefix in prefixes:
+            if key.startswith(prefix) and len(prefix) > best[0]:
+                best = (len(prefix), name)
+    return best[1]
 
 
 @dataclass(frozen=True, slots=True)
 class BlockFingerprint:
-    """A registry fingerprint with a blocks table: what a header must hold, and its variant."""
+    """A registry fingerprint with a blocks or components table: what a header must hold, its
+    variant and its tables."""
 
     mir: str
     required: Mapping[str, Shape]
     blocks: Mapping[str, tuple[str, ...]]
+    components: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 FamilyMatcher = Callable[[SafetensorsHeader], Family | None]
 
 
 def block_fingerprints(registry: LinkedRegistry | None) -> list[BlockFingerprint]:
-    """The registry's fingerprints with a blocks table, in the order they are tried."""
+    """The registry's fingerprints with a blocks or components table, in the order they are
+    tried."""
     if registry is None:
         return []
     return [
-        BlockFingerprint(str(mir), fingerprint.required, fingerprint.blocks)
+        BlockFingerprint(str(mir), fp.required, fp.blocks, fp.components)
         for mir, variant in sorted(registry.variants.items(), key=lambda item: str(item[0]))
-        for fingerprint in variant.fingerprints
-        if fingerprint.blocks
+        for fp in variant.fingerprints
+        if fp.blocks or fp.components
     ]
 
 
@@ -69,7 +84,7 @@ def fingerprint_matcher(table: Callable[[], Sequence[BlockFingerprint]]) -> Fami
             loaded.append(table())
         for fingerprint in loaded[0]:
             if _matches(header, fingerprint.required):
-                return Family(fingerprint.mir, fingerprint.blocks)
+                return Family(fingerprint.mir, fingerprint.blocks, fingerprint.components)
         return None
 
     return match

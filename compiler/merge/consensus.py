@@ -6,10 +6,8 @@ after mergekit; the median by Weiszfeld iterations after krishnap25/geom_median)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -114,31 +112,6 @@ def geometric_median(args: Arguments) -> Tensor:
     return _median(_tensors(args, "models"), *_median_options(args))
 
 
-def dropout(args: Arguments) -> Tensor:
-    """DARE-style dropout of each delta, sd-mecha's seed semantics: every key starts a fresh
-    ``numpy.random.default_rng(seed)``, so one seed drops the same positions in keys of one
-    shape (and no seed draws differently on each run)."""
-    deltas = _tensors(args, "deltas")
-    probability, rescale = _number(args, "probability"), _number(args, "rescale")
-    if _number(args, "overlap") % 2 != 1:
-        raise ValueError("mirc merge runs dropout with an odd overlap only (the default, 1.0)")
-    rng = np.random.default_rng(args["seed"])  # type: ignore[arg-type]
-    shape = deltas[0].shape
-    masks = tuple(
-        torch.from_numpy(rng.binomial(n=1, p=1 - probability, size=shape)).to(dtype=torch.bool)
-        for _ in deltas
-    )
-    final_delta = torch.zeros_like(deltas[0])
-    for mask, delta in zip(masks, deltas, strict=True):
-        final_delta[mask] += delta[mask]
-    rescalar = 1.0
-    if probability != 1.0:
-        rescalar = (1.0 - probability) ** rescale
-        rescalar = rescalar if math.isfinite(rescalar) else 1
-    counts: Tensor = sum(masks[1:], masks[0].long())
-    return final_delta / counts.clamp(1) / rescalar
-
-
 CONSENSUS_METHODS = {
-    fn.__name__: fn for fn in (ties_sum, ties_sum_extended, model_stock, geometric_median, dropout)
+    fn.__name__: fn for fn in (ties_sum, ties_sum_extended, model_stock, geometric_median)
 }

@@ -1,13 +1,15 @@
 """``mirc merge``: execute a Mecha recipe over safetensors files, streaming.
 
 :func:`plan_merge` checks the recipe (before any tensor is read), resolves and checks its
-inputs from their headers and plans the output layout. :func:`merge_recipe` then runs one of
+inputs from their headers (MIR ids located, kohya LoRAs mapped onto their base), plans each
+key's output shape and the output layout. :func:`merge_recipe` then runs one of
 two engines, both writing each result at its planned offset in a temporary file:
 
 - the numpy engine (:mod:`compiler.merge.stream`) for recipes of elementwise methods with
   constant weights on the CPU — the common merges — streaming chunks of elements through the
   recipe, without importing torch (whose import alone takes longer than merging a model);
-- the torch engine (:mod:`compiler.merge.keyed`) for every other recipe, key by key.
+- the torch engine (:mod:`compiler.merge.keyed`) for every other recipe — other methods,
+  literals, LoRA inputs — key by key.
 
 Both compute in float32 as torch does and round to the output dtype — the same bytes, but for
 the rare case :mod:`compiler.merge.elementwise` describes — whatever the number of threads.
@@ -30,8 +32,11 @@ from compiler.lang.mecha.files import read_recipe
 from compiler.merge.blocks import Family, FamilyMatcher
 from compiler.merge.elementwise import ELEMENTWISE
 from compiler.merge.inputs import ModelInput, check_compatible, resolve_inputs
+from compiler.merge.keyplan import plan_shapes
+from compiler.merge.locate import Identifier
+from compiler.merge.lora import attach_loras, check_coverage
 from compiler.merge.output import OutputFile, OutputLayout, plan_layout
-from compiler.merge.program import Call, Program, bind_recipe, needed, uses_blocks
+from compiler.merge.program import Call, Node, Program, bind_recipe, needed, uses_blocks
 from compiler.merge.stream import (
     Line,
     Progress,
@@ -57,6 +62,7 @@ class MergeOptions:
     missing: str = "error"
     resolver: MirResolver | None = None
     family: FamilyMatcher | None = field(default=None, compare=False)
+    identify: Identifier | None = field(default=None, compare=False)  # finds MIR-id models
     progress: Progress | None = field(default=None, compare=False)
 
 
@@ -91,14 +97,26 @@ def plan_merge(options: MergeOptions) -> MergePlan:
     program = _bind(recipe)
     output = len(recipe.expressions) - 1
     order = needed(program, output)
-    found = resolve_inputs(recipe, options.recipe.parent, options.model_dir)
-    inputs = {i.index: i for i in found if i.index in order}
-    problems = check_compatible(list(inputs.values()), options.missing)
+    found = resolve_inputs(
+        recipe, options.recipe.parent, options.model_dir, options.identify, (options.output,)
+    )
+    inputs = attach_loras(recipe, program, {i.index: i for i in found if i.index in order})
+    full = {index: i for index, i in inputs.items() if i.lora is None}  # LoRAs map onto these
+    problems = check_compatible(list(full.values()), options.missing)
     if problems:
         raise MircError(problems)
-    family = _family(options, list(inputs.values()), uses_blocks(program, order))
-    sources = _sources(inputs)
-    tensors = {key: _output_type(inputs, held, key, options.dtype) for key, held in sources.items()}
+    family = _family(options, list(full.values()), uses_blocks(program, order))
+    sources = _sources(full)
+    held = {key: full[owners[0]].header.tensors[key].shape for key, owners in sources.items()}
+    shapes = plan_shapes(recipe, program, order, held, family)  # keys given no value left out
+    if options.missing == "error" and (
+        problems := check_coverage(recipe, program, order, inputs, shapes)
+    ):
+        raise MircError(problems)
+    tensors = {
+        key: _output_type(inputs, sources[key], key, options.dtype, shape)
+        for key, shape in shapes.items()
+    }
     metadata = merge_metadata(recipe, list(inputs.values()), options.output, family)
     layout = plan_layout(tensors, metadata)
     runs = _runs(program, order, inputs, layout, family) if options.device == "cpu" else None
@@ -123,8 +141,11 @@ def _runs(
     layout: OutputLayout,
     family: Family | None,
 ) -> list[Run] | None:
-    """The numpy engine's plan, or None when the recipe or an input needs the torch engine."""
-    if any(isinstance(node, Call) and node.method not in ELEMENTWISE for node in program.values()):
+    """The numpy engine's plan, or None when the recipe or an input needs the torch engine: a
+    method that is not elementwise, a literal, a conversion, a LoRA (its delta is computed)."""
+    if any(model.lora is not None for model in inputs.values()):
+        return None
+    if not all(_elementwise(index, program[index]) for index in order):
         return None
 
     @functools.cache
@@ -136,6 +157,13 @@ def _runs(
 
     headers = {index: model.header for index, model in inputs.items()}
     return plan_runs(layout.tensors, layout.data_start, headers, lines_of)
+
+
+def _elementwise(index: int, node: Node) -> bool:
+    """Whether the numpy engine runs a line: a model read as stored, or an elementwise method."""
+    if isinstance(node, int):
+        return node == index
+    return isinstance(node, Call) and node.method in ELEMENTWISE
 
 
 def _family(options: MergeOptions, inputs: Sequence[ModelInput], blocks: bool) -> Family | None:
@@ -158,10 +186,14 @@ def _sources(inputs: Mapping[int, ModelInput]) -> dict[str, tuple[int, ...]]:
 
 
 def _output_type(
-    inputs: Mapping[int, ModelInput], held: Sequence[int], key: str, dtype: str
+    inputs: Mapping[int, ModelInput],
+    held: Sequence[int],
+    key: str,
+    dtype: str,
+    shape: tuple[int, ...],
 ) -> tuple[str, tuple[int, ...]]:
     info = inputs[held[0]].header.tensors[key]
-    return (OUTPUT_DTYPES[dtype] if info.dtype in FLOATING else info.dtype, info.shape)
+    return (OUTPUT_DTYPES[dtype] if info.dtype in FLOATING else info.dtype, shape)
 
 
 def merge_metadata(

@@ -2,21 +2,31 @@
 
 The recipe's expressions are bound to their methods once (:func:`compile_recipe`); each key then
 walks the expressions the output needs, keeping only that key's values, so memory stays at one
-tensor per input plus the intermediates of one key.
+tensor per input plus the intermediates of one key. A ``literal`` line is a state dict written
+out: a value per key (or per block), numbers, strings, booleans or other lines' results.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from compiler.diagnostics import MircError
+from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.lang.mecha.ast import Recipe
-from compiler.merge.methods import METHODS, MISSING_TOLERANT, MethodFn
-from compiler.merge.program import Argument, Call, Operand, bind_recipe, constant
+from compiler.merge.methods import METHODS, MethodFn
+from compiler.merge.program import (
+    Argument,
+    Call,
+    LiteralValues,
+    Operand,
+    bind_recipe,
+    constant,
+    spread,
+)
 from compiler.tensorfile import SafetensorsHeader
 from compiler.tensorfile.positioned import read_at
 
@@ -43,10 +53,17 @@ class Step:
     arguments: tuple[tuple[str, Argument], ...]
     tensor_params: frozenset[str]
     missing_tolerant: bool = False  # takes ``None`` for an argument that lacks the key
+    identifier: str = ""
+    span: Span | None = None  # the merge line, for problems found at run time
 
 
-def compile_recipe(recipe: Recipe) -> dict[int, Step | int]:
-    """Each expression as a :class:`Step` (merges) or the index of its input (models)."""
+Compiled = Step | LiteralValues | int
+
+
+def compile_recipe(recipe: Recipe) -> dict[int, Compiled]:
+    """Each expression as a :class:`Step` (merges), :class:`LiteralValues` (literals) or the
+    index of the input it reads (models, and conversions of a model); lines the torch engine
+    cannot run raise MircError."""
     program, problems = bind_recipe(recipe, METHODS)
     if problems:
         raise MircError(problems)
@@ -54,19 +71,29 @@ def compile_recipe(recipe: Recipe) -> dict[int, Step | int]:
 
 
 def _step(call: Call) -> Step:
-    tolerant = call.method in MISSING_TOLERANT
-    return Step(METHODS[call.method], call.arguments, call.tensor_params, tolerant)
+    fn = METHODS[call.method]
+    return Step(
+        fn, call.arguments, call.tensor_params, call.missing_tolerant, call.method, call.span
+    )
 
 
 Reader = Callable[[int, str], Tensor | None]
 
 
+class Place(NamedTuple):
+    """Where a key sits in its model: its merge block and its component (``None``: unknown)."""
+
+    block: str | None = None
+    component: str | None = None
+
+
 def evaluate_key(
-    compiled: Mapping[int, Step | int],
+    compiled: Mapping[int, Compiled],
     order: Sequence[int],
     key: str,
     read: Reader,
     block: str | None = None,
+    component: str | None = None,
 ) -> Tensor | None:
     """The value of ``key`` for the last expression of ``order`` (from :func:`needed`);
     ``None`` when an input it needs lacks the key.
@@ -74,36 +101,57 @@ def evaluate_key(
     A plain loop, not a recursive closure: a closure that refers to itself is a reference
     cycle, and each key's tensors would wait for the cyclic garbage collector.
     """
-    values: dict[int, Tensor | None] = {}
+    place = Place(block, component)
+    values: dict[int, object] = {}
     for index in order:
         node = compiled[index]
-        values[index] = read(index, key) if isinstance(node, int) else _run(node, values.get, block)
-    return values[order[-1]]
+        if isinstance(node, int):  # a model, or a conversion reading one (already read)
+            values[index] = read(index, key) if node == index else values[node]
+        elif isinstance(node, LiteralValues):
+            found = node.operand(key, block)
+            values[index] = None if found is None else _resolve(found, False, values.get, place)
+        else:
+            values[index] = _run(node, values.get, place, key)
+    result = values[order[-1]]
+    if result is None or isinstance(result, Tensor):
+        return result
+    assert isinstance(result, int | float)  # the plan refuses other literal outputs
+    return torch.tensor(float(result), dtype=MERGE_DTYPE)
 
 
-def _run(step: Step, value: Callable[[int], Tensor | None], block: str | None) -> Tensor | None:
+def _run(step: Step, value: Callable[[int], object], place: Place, key: str) -> Tensor | None:
     bound: dict[str, object] = {}
     for name, operand in step.arguments:
-        if isinstance(operand[0], tuple):
-            items = [_resolve(op, name in step.tensor_params, value, block) for op in operand]
+        if not operand or isinstance(operand[0], tuple):  # *varargs
+            items = [
+                _resolve(op, name in step.tensor_params, value, place) for op in spread(operand)
+            ]
             if any(item is None for item in items):
                 return None
             bound[name] = tuple(items)
             continue
-        resolved = _resolve(operand, name in step.tensor_params, value, block)
+        resolved = _resolve(operand, name in step.tensor_params, value, place)
         if resolved is None and operand[0] == "ref" and not step.missing_tolerant:
             return None
         bound[name] = resolved
-    return step.fn(bound)
+    try:
+        return step.fn(bound)
+    except ValueError as exc:  # arguments the method's math refuses (a cast to an unknown dtype)
+        message = f"{step.identifier} cannot merge '{key}': {exc}"
+        raise MircError([Diagnostic.error("merge-method", message, step.span)]) from None
 
 
 def _resolve(
-    operand: Operand, tensor: bool, value: Callable[[int], Tensor | None], block: str | None
+    operand: Operand, tensor: bool, value: Callable[[int], object], place: Place
 ) -> object:
-    if operand[0] == "ref":
-        assert isinstance(operand[1], int)
-        return value(operand[1])
-    content = constant(operand, block)
+    kind, content = operand
+    if kind == "ref":
+        assert isinstance(content, int)
+        content = value(content)  # a tensor, or a literal's number, string or boolean
+    elif kind == "key_component":
+        return place.component
+    else:
+        content = constant(operand, place.block)
     if tensor and isinstance(content, int | float) and not isinstance(content, bool):
         return torch.tensor(float(content), dtype=MERGE_DTYPE)
     return content

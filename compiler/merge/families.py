@@ -1,13 +1,14 @@
 """The registry's block fingerprints, kept in a cache file between merges.
 
-Naming a merge's family (and finding its blocks) needs the registry's fingerprints with a
-``blocks:`` table, a few entries; loading, validating and linking the whole registry to get them
-takes a third of a second, longer than merging a small model. The entries are derived data, so
-they are cached: one JSON file per key, the key a digest of the paths, sizes and modification
-times of every file of the registry, of the schemas it is checked against and of mirc itself
-(as ``make`` and ruff tell changed files) — an edited spec or another mirc makes another key.
-The file is written atomically; a cache folder that cannot be read or written is no error, the
-registry is loaded as before.
+Naming a merge's family (and finding its blocks and components) needs the registry's
+fingerprints with a ``blocks:`` or ``components:`` table, a few entries; loading, validating and
+linking the whole registry to get them takes a third of a second, longer than merging a small
+model. The entries are derived data, so they are cached: one JSON file per key, the key a digest
+of the paths, sizes and modification times of every file of the registry, of the schemas it is
+checked against and of mirc itself (as ``make`` and ruff tell changed files) — an edited spec or
+another mirc makes another key. The file is written atomically (a temporary file renamed); a
+cache file that cannot be read or is damaged is rebuilt, and a cache folder that cannot be
+written is no error: the registry is loaded as before.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from compiler.atomicfile import write_atomic
 from compiler.merge.blocks import BlockFingerprint
 from compiler.resources import PACKAGE_DIR, data_dir
 
-FORMAT = 1
+FORMAT = 2  # 2: the fingerprints' components tables too
 
 
 def cache_dir() -> Path:
@@ -80,6 +81,7 @@ def _encode(table: Sequence[BlockFingerprint]) -> dict[str, object]:
                 "mir": f.mir,
                 "required": {key: list(shape) for key, shape in f.required.items()},
                 "blocks": {block: list(prefixes) for block, prefixes in f.blocks.items()},
+                "components": {name: list(prefixes) for name, prefixes in f.components.items()},
             }
             for f in table
         ],
@@ -93,7 +95,12 @@ def _decode(document: Any) -> list[BlockFingerprint]:
         BlockFingerprint(
             str(entry["mir"]),
             {str(k): tuple(v) for k, v in entry["required"].items()},
-            {str(k): tuple(str(p) for p in v) for k, v in entry["blocks"].items()},
+            _prefixes(entry["blocks"]),
+            _prefixes(entry["components"]),
         )
         for entry in document["fingerprints"]
     ]
+
+
+def _prefixes(table: Any) -> dict[str, tuple[str, ...]]:
+    return {str(name): tuple(str(p) for p in prefixes) for name, prefixes in table.items()}

@@ -2,19 +2,25 @@
 
 Everything here reads headers only. A ``model`` path is looked up in ``--model-dir`` first, then
 beside the recipe (with ``.safetensors`` added when it has no suffix, as sd-mecha does); a MIR
-id names a file in ``--model-dir`` whose stem is the id's last name. Inputs of different
-architectures are refused naming both files and the first key or shape that differs.
+id is found by ``locate`` (a file named after it in ``--model-dir``, else the one file there or
+beside the recipe that identifies as it). Inputs of different architectures are refused naming
+both files and the first key or shape that differs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.lang.mecha.ast import Model, Recipe
+from compiler.merge.locate import Identifier, MirFiles
 from compiler.tensorfile import SafetensorsHeader, read_header
+
+if TYPE_CHECKING:
+    from compiler.merge.lora import LoraMap
 
 MISSING_POLICIES = ("error", "fallback")
 
@@ -27,17 +33,28 @@ class ModelInput:
     name: str
     header: SafetensorsHeader
     mir: str | None = None
+    lora: LoraMap | None = None  # a kohya LoRA, mapped onto its base (``lora.attach_loras``)
 
 
-def resolve_inputs(recipe: Recipe, recipe_dir: Path, model_dir: Path | None) -> list[ModelInput]:
-    """The recipe's models, each found and its header read; problems raise MircError."""
+def resolve_inputs(
+    recipe: Recipe,
+    recipe_dir: Path,
+    model_dir: Path | None,
+    identify: Identifier | None = None,
+    exclude: Iterable[Path] = (),
+) -> list[ModelInput]:
+    """The recipe's models, each found and its header read; problems raise MircError.
+
+    ``identify`` finds MIR ids by identification; files in ``exclude`` (the output) are never
+    taken for one."""
     found: list[ModelInput] = []
     problems: list[Diagnostic] = []
+    mir_files = MirFiles(recipe_dir, model_dir, identify, exclude)
     for index, expression in enumerate(recipe.expressions):
         if not isinstance(expression, Model):
             continue
         try:
-            found.append(_resolve(index, expression, recipe_dir, model_dir))
+            found.append(_resolve(index, expression, recipe_dir, model_dir, mir_files))
         except MircError as exc:
             problems.extend(exc.diagnostics)
     if problems:
@@ -45,16 +62,19 @@ def resolve_inputs(recipe: Recipe, recipe_dir: Path, model_dir: Path | None) -> 
     return found
 
 
-def _resolve(index: int, model: Model, recipe_dir: Path, model_dir: Path | None) -> ModelInput:
+def _resolve(
+    index: int, model: Model, recipe_dir: Path, model_dir: Path | None, mir_files: MirFiles
+) -> ModelInput:
     name = model.path.value
-    mir = name if name.startswith("mir:") else None
-    path = _mir_file(name, model_dir) if mir else _model_file(name, recipe_dir, model_dir)
+    if name.startswith("mir:"):
+        return ModelInput(index, name, mir_files.find(name, model.path.span), name)
+    path = _model_file(name, recipe_dir, model_dir)
     if path is None:
         where = f" in {model_dir}" if model_dir is not None else ""
-        hint = "give --model-dir DIR holding NAME.safetensors" if mir else "check the path"
         message = f"cannot find the model '{name}'{where}"
-        raise MircError([Diagnostic.error("merge-input", message, model.path.span, (hint,))])
-    return ModelInput(index, name, read_header(path), mir)
+        note = "check the path"
+        raise MircError([Diagnostic.error("merge-input", message, model.path.span, (note,))])
+    return ModelInput(index, name, read_header(path))
 
 
 def _model_file(name: str, recipe_dir: Path, model_dir: Path | None) -> Path | None:
@@ -64,14 +84,6 @@ def _model_file(name: str, recipe_dir: Path, model_dir: Path | None) -> Path | N
             if candidate.is_file():
                 return candidate
     return None
-
-
-def _mir_file(mir: str, model_dir: Path | None) -> Path | None:
-    if model_dir is None:
-        return None
-    stem = mir.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-    candidate = model_dir / f"{stem}.safetensors"
-    return candidate if candidate.is_file() else None
 
 
 def check_compatible(inputs: Sequence[ModelInput], missing: str = "error") -> list[Diagnostic]:

@@ -1,8 +1,9 @@
 """The torch engine: every method, key by key, keys merged in parallel threads.
 
-Each key reads its tensors with positioned reads at the header offsets, evaluates the recipe in
-float32 on the chosen device (:func:`compiler.merge.evaluate.evaluate_key`) and writes its
-result at its planned offset. Peak memory is about ``threads × inputs × largest tensor``.
+Each key reads its tensors with positioned reads at the header offsets (of a kohya LoRA input,
+its delta for the key: :mod:`compiler.merge.loradelta`), evaluates the recipe in float32 on the
+chosen device (:func:`compiler.merge.evaluate.evaluate_key`) and writes its result at its
+planned offset. Peak memory is about ``threads × inputs × largest tensor``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import torch
 from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.merge.evaluate import (
     TORCH_DTYPES,
-    Step,
+    Compiled,
     as_merge_dtype,
     compile_recipe,
     evaluate_key,
     read_tensor,
 )
+from compiler.merge.loradelta import lora_delta
 from compiler.merge.output import OutputFile, OutputTensor
 from compiler.merge.program import needed
 
@@ -63,22 +65,29 @@ def _one_torch_thread() -> Iterator[None]:
 def _key_merger(
     plan: MergePlan,
     options: MergeOptions,
-    compiled: Mapping[int, Step | int],
+    compiled: Mapping[int, Compiled],
     fds: Mapping[int, int],
     out: OutputFile,
 ) -> Callable[[OutputTensor], None]:
     order = needed(plan.program, plan.output)
 
     def read(index: int, key: str) -> torch.Tensor | None:
-        header = plan.inputs[index].header
-        if key not in header.tensors:
+        model = plan.inputs[index]
+        if model.lora is not None:  # its delta for the key, from that key's modules only
+            return lora_delta(model.lora, key, lambda name: read_as_stored(index, name))
+        if key not in model.header.tensors:
             return None
+        return read_as_stored(index, key)
+
+    def read_as_stored(index: int, key: str) -> torch.Tensor:
+        header = plan.inputs[index].header
         return as_merge_dtype(read_tensor(fds[index], header, key), options.device)
 
     def merge_one(tensor: OutputTensor) -> None:
         key = tensor.key
         block = plan.family.block_of(key) if plan.family is not None else None
-        result = evaluate_key(compiled, order, key, read, block)
+        component = plan.family.component_of(key) if plan.family is not None else None
+        result = evaluate_key(compiled, order, key, read, block, component)
         if result is None:  # --missing fallback: the first input that has the key
             if options.missing != "fallback":
                 raise MircError([_no_value(key, options.recipe)])

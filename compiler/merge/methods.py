@@ -18,6 +18,7 @@ from torch import Tensor
 
 from compiler.merge.consensus import CONSENSUS_METHODS
 from compiler.merge.crossover import crossover
+from compiler.merge.dropout import DROPOUT_METHODS
 from compiler.merge.lowrank import truncate_rank
 from compiler.merge.rotate import rotate
 
@@ -272,34 +273,55 @@ def fallback(args: Arguments) -> Tensor | None:
     return a if a is not None else default
 
 
-# Methods whose arguments may lack the key: they get ``None`` instead of making the key missing.
-MISSING_TOLERANT = frozenset({"fallback"})
+def pick_component(args: Arguments) -> Tensor | None:
+    """``a`` for the keys of one component of the model (``key_component``: the key's, from the
+    registry's fingerprint), no value for the others."""
+    return _t(args, "a") if args["key_component"] == args["component"] else None
 
-METHODS: Mapping[str, MethodFn] = CONSENSUS_METHODS | {
-    fn.__name__: fn
-    for fn in (
-        cast,
-        omit_non_finite,
-        fallback,
-        truncate_rank,
-        rotate,
-        crossover,
-        weighted_sum,
-        n_average,
-        slerp,
-        add_difference,
-        scale,
-        subtract,
-        perpendicular_component,
-        train_difference_mask,
-        add_opposite_mask,
-        add_strict_opposite_mask,
-        geometric_sum,
-        multiply_quotient,
-        add_cosine_a,
-        add_cosine_b,
-        clamp,
-        tensor_sum,
-        top_k_tensor_sum,
-    )
-}
+
+def omit_component(args: Arguments) -> Tensor | None:
+    """``a`` for the keys outside one component of the model, no value for that component's."""
+    return None if args["key_component"] == args["component"] else _t(args, "a")
+
+
+def stack(args: Arguments) -> Tensor:
+    values = args["values"]
+    assert isinstance(values, tuple)
+    return torch.stack(values)
+
+
+METHODS: Mapping[str, MethodFn] = (
+    CONSENSUS_METHODS
+    | DROPOUT_METHODS
+    | {
+        fn.__name__: fn
+        for fn in (
+            pick_component,
+            omit_component,
+            stack,
+            cast,
+            omit_non_finite,
+            fallback,
+            truncate_rank,
+            rotate,
+            crossover,
+            weighted_sum,
+            n_average,
+            slerp,
+            add_difference,
+            scale,
+            subtract,
+            perpendicular_component,
+            train_difference_mask,
+            add_opposite_mask,
+            add_strict_opposite_mask,
+            geometric_sum,
+            multiply_quotient,
+            add_cosine_a,
+            add_cosine_b,
+            clamp,
+            tensor_sum,
+            top_k_tensor_sum,
+        )
+    }
+)

@@ -36,7 +36,7 @@ from compiler.merge.elementwise import (
 )
 from compiler.merge.floats import ITEMSIZE, NARROWED, WIDENED, narrow, widen
 from compiler.merge.output import OutputFile, OutputTensor
-from compiler.merge.program import Call, Program, constant, is_varargs, operands
+from compiler.merge.program import Call, Program, constant, is_varargs, spread
 from compiler.tensorfile import SafetensorsHeader
 from compiler.tensorfile.positioned import read_at, write_at
 
@@ -74,14 +74,14 @@ def elementwise_lines(
     program: Program, order: Sequence[int], block: str | None
 ) -> tuple[Line, ...] | None:
     """The recipe as numpy lines for keys of ``block``, or None when a line is not elementwise
-    or a weight is not a number."""
+    (a literal, a conversion, another method) or a weight is not a number."""
     lines: list[Line] = []
     for index in order:
         node = program[index]
-        if isinstance(node, int):
+        if node == index:  # a model line
             lines.append((index, None, ()))
             continue
-        if node.method not in ELEMENTWISE:
+        if not isinstance(node, Call) or node.method not in ELEMENTWISE:
             return None
         slots = _slots(node, block)
         if slots is None:
@@ -96,7 +96,7 @@ def _slots(call: Call, block: str | None) -> tuple[tuple[str, Slot], ...] | None
     slots: list[tuple[str, Slot]] = []
     for name, argument in call.arguments:
         values: list[int | np.float32] = []
-        for operand in operands(argument):
+        for operand in spread(argument):
             if (operand[0] == "ref") == (name in CONSTANTS):
                 return None
             if operand[0] == "ref":

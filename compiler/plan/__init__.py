@@ -74,13 +74,17 @@ def plan_variant(linked: LinkedRegistry, variant: Variant) -> VariantPlan:
                 counts.network, variant.dimensions, variant.training, resolution
             )
             training = plan_training(target, train_in)
-        plans.append(TargetPlan(target_id, plan_inference(target, given), training))
+        inference = plan_inference(target, given)
+        plans.append(TargetPlan(target_id, target.device, inference, training))
     return VariantPlan(variant.id, counts, work, tuple(plans))
 
 
 def params_path(mir: MirId) -> str:
-    """Where a variant's inference parameters go in ``generated/``."""
-    return f"params/{mir.arch}/{mir.series}/{mir.compat or 'base'}.json"
+    """Where a variant's inference parameters go in ``generated/``:
+    ``params/<arch>/<series>.<compat>.json`` (MIR names hold no dots, so the name is
+    unambiguous; one folder per architecture rather than per series keeps a cold build from
+    creating some three hundred folders)."""
+    return f"params/{mir.arch}/{mir.series}.{mir.compat or 'base'}.json"
 
 
 def plan_params_file(plan: VariantPlan, source: str) -> PlannedFile:

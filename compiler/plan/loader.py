@@ -4,16 +4,17 @@ A series gets a loader module when one of its variants has a backend naming a di
 pipeline or a transformers class. The context is finished, sorted, plain data: per variant the
 hub repo, the class, the scheduler (its class resolved from the ``ops`` spec the scheduler MIR
 id names), the default generation arguments, whether diffusers reads the class from one
-checkpoint file, the components; per target and variant the planned inference settings with
-their reasons.
+checkpoint file, the components, and where its inference parameters file is (relative to the
+module): the planned settings per target, with their reasons, are read from there when a
+pipeline is loaded, so ``generated/`` holds each decision once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import keyword
+import posixpath
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,21 +23,17 @@ from typing import Any
 from compiler.ir import BASE, Backend, Series, Variant
 from compiler.lang.mir import MirId
 from compiler.link import LinkedRegistry, variant_key
-from compiler.plan import VariantPlan
-from compiler.plan.model import InferencePlan, PlannedFile
+from compiler.plan import params_path
+from compiler.plan.model import PlannedFile
 
 TEMPLATE = "loader.py.j2"
-SETTINGS = ("dtype", "attention", "offload", "vae_tiling", "vae_slicing", "tf32", "compile")
 MODULE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,127}")  # the allow-list for generated module names
 SINGLE_FILE_TABLE = Path(__file__).with_name("single_file_classes.txt")
 
 
-def plan_loader(
-    linked: LinkedRegistry, series: Series, plans: Mapping[MirId, VariantPlan]
-) -> PlannedFile | None:
+def plan_loader(linked: LinkedRegistry, series: Series) -> PlannedFile | None:
     """The loader module of ``series``, or None when no variant loads with diffusers or
-    transformers (ops entries, such as schedulers, never do: pipelines use them). ``plans``
-    holds the plan of every variant, by variant id."""
+    transformers (ops entries, such as schedulers, never do: pipelines use them)."""
     if series.kind != "series":
         return None
     backends = {
@@ -46,21 +43,13 @@ def plan_loader(
     }
     if not backends:
         return None
-    variants = {c: _variant(linked, series.variants[c], b) for c, b in backends.items()}
-    table = _SettingsTable()
-    targets: dict[str, dict[str, int]] = {}
-    for compat in backends:
-        for target in plans[series.variants[compat].id].targets:
-            device = linked.targets[target.target].device
-            targets.setdefault(target.target, {})[compat] = table.add(device, target.inference)
-    context = {
-        "series": {"id": str(series.id), "source": series.path},
-        "variants": variants,
-        "targets": targets,
-        "settings": table.settings,
-        "reasons": table.reasons,
+    path = module_path(series.id)
+    variants = {
+        compat: _variant(linked, series.variants[compat], backend, posixpath.dirname(path))
+        for compat, backend in backends.items()
     }
-    return PlannedFile(module_path(series.id), TEMPLATE, _sorted(context), series.path)
+    context = {"series": {"id": str(series.id), "source": series.path}, "variants": variants}
+    return PlannedFile(path, TEMPLATE, _sorted(context), series.path)
 
 
 RUNTIME_TEMPLATE = "loader_runtime.py.j2"
@@ -127,9 +116,12 @@ def _settings_over(base: Backend, settings: Backend) -> Backend:
     )
 
 
-def _variant(linked: LinkedRegistry, variant: Variant, backend: Backend) -> dict[str, Any]:
+def _variant(
+    linked: LinkedRegistry, variant: Variant, backend: Backend, folder: str
+) -> dict[str, Any]:
     package, class_name = str(backend.package), str(backend.class_name)
     return {
+        "params": posixpath.relpath(params_path(variant.id), folder),
         "mir_id": str(variant.id),
         "name": variant.name,
         "repo": variant.repo,
@@ -167,35 +159,6 @@ def _scheduler(linked: LinkedRegistry, backend: Backend) -> dict[str, Any] | Non
 
 def _diffusers_class(ops: Variant) -> Backend | None:
     return next((b for b in ops.backends if b.package == "diffusers" and b.class_name), None)
-
-
-class _SettingsTable:
-    """Each distinct settings record once, and each distinct reason once: most variants of a
-    series share their settings on a target, and most reasons recur across targets."""
-
-    def __init__(self) -> None:
-        self.settings: list[dict[str, Any]] = []
-        self.reasons: list[str] = []
-        self._setting_index: dict[str, int] = {}
-        self._reason_index: dict[str, int] = {}
-
-    def add(self, device: str, plan: InferencePlan) -> int:
-        """The index of ``plan``'s settings: each is ``[value, reason index]``."""
-        record: dict[str, Any] = {"device": device, "fit": plan.fit}
-        for name in SETTINGS:
-            decision = getattr(plan, name)
-            record[name] = [decision.value, self._reason(decision.reason)]
-        key = json.dumps(record, sort_keys=True)
-        if key not in self._setting_index:
-            self._setting_index[key] = len(self.settings)
-            self.settings.append(record)
-        return self._setting_index[key]
-
-    def _reason(self, reason: str) -> int:
-        if reason not in self._reason_index:
-            self._reason_index[reason] = len(self.reasons)
-            self.reasons.append(reason)
-        return self._reason_index[reason]
 
 
 def _sorted(value: Any) -> Any:

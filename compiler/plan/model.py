@@ -112,11 +112,13 @@ class TrainingPlan:
 @dataclass(frozen=True)
 class TargetPlan:
     target: str
+    device: str  # the target's device kind (cpu, cuda, mps): where a loader places the model
     inference: InferencePlan
     training: tuple[TrainingPlan, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "device": self.device,
             "inference": self.inference.to_json(),
             "training": {t.method: t.to_json() for t in self.training},
         }

@@ -5,12 +5,15 @@ pipeline the script knows how to condition (``--variant`` picks one); a target w
 device also gets a launch file with the torchrun command. Everything the script needs is decided
 here and handed over as plain data (dicts, lists, str, int, float, bool, None): hyperparameters,
 the per-target decisions with their reasons, aspect-ratio buckets, per-layer rules as name globs,
-and the SAI ModelSpec metadata of the weights the script writes.
+and the SAI ModelSpec metadata of the weights the script writes. The script itself is short: its
+SPEC and a call into the code every script shares, ``training/runtime.py``
+(``templates/train_runtime.py.j2``, :func:`plan_training_runtime`), rendered once per build.
 """
 
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,6 +59,9 @@ SCHEDULES = {"cosine": "cosine", "linear": "linear", "step": "piecewise_constant
 STEP_DECAY = {"decay_at": 2 / 3, "decay_factor": 0.1}
 MAX_ASPECT = 2.0
 SCRIPT_NAME = re.compile(r"[a-z0-9_]{1,120}\.py")
+TEMPLATE = "train.py.j2"
+RUNTIME_TEMPLATE = "train_runtime.py.j2"
+RUNTIME_PATH = "training/runtime.py"
 
 
 def plan_training_files(
@@ -70,19 +76,25 @@ def plan_training_files(
     if not variants:
         return []
     folder = training_folder(series.id)
+    runtime = posixpath.relpath(RUNTIME_PATH, folder)  # scripts find it from their own path
     files = []
     for target_id in sorted(linked.targets):
         target = linked.targets[target_id]
         script = f"{_underscored(target.id)}.py"
         spec = _script_spec(series, target, variants, plans)
         header = {"source": series.path, "series": str(series.id), "target": target.id}
-        context = {"header": header, "spec": spec}
-        files.append(PlannedFile(f"{folder}/{script}", "train.py.j2", context, series.path))
+        context = {"header": header, "spec": spec, "runtime": runtime}
+        files.append(PlannedFile(f"{folder}/{script}", TEMPLATE, context, series.path))
         if target.device_count > 1:
             launcher = f"{_underscored(target.id)}.sh"
             launch = {"header": header, "launcher": launcher, **_launch(target, script)}
             files.append(PlannedFile(f"{folder}/{launcher}", "launch.sh.j2", launch, series.path))
     return files
+
+
+def plan_training_runtime() -> PlannedFile:
+    """The code every training script shares (``training/runtime.py``); it holds no spec value."""
+    return PlannedFile(RUNTIME_PATH, RUNTIME_TEMPLATE, {}, "")
 
 
 def trainable_variants(series: Series) -> list[Variant]:

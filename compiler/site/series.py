@@ -200,6 +200,9 @@ def _fingerprint(fingerprint: Fingerprint) -> dict[str, Any]:
         "blocks": [
             (name, ", ".join(prefixes)) for name, prefixes in sorted(fingerprint.blocks.items())
         ],
+        "components": [
+            (name, ", ".join(prefixes)) for name, prefixes in sorted(fingerprint.components.items())
+        ],
     }
 
 

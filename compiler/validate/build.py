@@ -136,6 +136,7 @@ def _fingerprint(body: dict[str, Any]) -> Fingerprint:
         tensors=body.get("tensors"),
         parameters=body.get("parameters"),
         blocks={k: tuple(v) for k, v in body.get("blocks", {}).items()},
+        components={k: tuple(v) for k, v in body.get("components", {}).items()},
     )
 
 

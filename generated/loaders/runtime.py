@@ -9,6 +9,7 @@ import copy
 import importlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import re
 import warnings
@@ -21,14 +22,12 @@ import torch
 
 @dataclass(frozen=True)
 class Tables:
-    """One series' values: its variants, and per target an index into ``settings``, whose
-    entries hold each planned setting as ``[value, index into reasons]``."""
+    """One series' values: its variants, each naming its inference parameters file by a path
+    relative to ``folder`` (the module's own folder)."""
 
     series: dict[str, Any]
     variants: dict[str, Any]
-    targets: dict[str, dict[str, int]]
-    settings: list[dict[str, Any]]
-    reasons: list[str]
+    folder: Path
 
 
 PACKAGES = ("diffusers", "transformers")  # the only packages a class is looked up in
@@ -97,17 +96,18 @@ def _variant(tables: Tables, name: str) -> dict[str, Any]:
 
 
 def _plan(tables: Tables, variant: str, target: str) -> dict[str, Any]:
-    _variant(tables, variant)
-    if target not in tables.targets:
-        known = ", ".join(tables.targets)
+    """The target's device and the settings planned for ``variant`` there, each with its
+    reason, from the variant's inference parameters file."""
+    path = tables.folder / _variant(tables, variant)["params"]
+    try:
+        targets = json.loads(path.read_text(encoding="utf-8"))["targets"]
+    except OSError as exc:
+        raise FileNotFoundError(f"{path}: the planned parameters are missing ({exc})") from exc
+    if target not in targets:
+        known = ", ".join(targets)
         raise ValueError(f"unknown target {target!r}; the registry has {known}")
-    packed = tables.settings[tables.targets[target][variant]]
-    return {
-        name: {"value": value[0], "reason": tables.reasons[value[1]]}
-        if isinstance(value, list)
-        else value
-        for name, value in packed.items()
-    }
+    planned = {"device": targets[target]["device"], **targets[target]["inference"]}
+    return dict(sorted(planned.items()))
 
 
 def _check_device(target: str, device: str) -> None:

@@ -20,11 +20,17 @@ def _lora_variants(path: str, compats: dict[str, str]) -> list[VariantPlan]:
 
 PLANS: list[VariantPlan] = [
     VariantPlan(
-        "models/unet/stable-diffusion-v1.yaml", "base", "sd1", den.sd_unet("sd1", "clip-l")
+        "models/unet/stable-diffusion-v1.yaml",
+        "base",
+        "sd1",
+        den.sd_unet("sd1", "clip-l", "sd1-ldm"),
     ),
-    VariantPlan("models/unet/stable-diffusion-2.yaml", "base", "sd2", den.sd_unet("sd2", "clip-h")),
+    # sd-mecha has no configuration for SD 2: its prints carry no components
     VariantPlan(
-        "models/unet/stable-diffusion-2.yaml", "512px", "sd2", den.sd_unet("sd2", "clip-h")
+        "models/unet/stable-diffusion-2.yaml", "base", "sd2", den.sd_unet("sd2", "clip-h", None)
+    ),
+    VariantPlan(
+        "models/unet/stable-diffusion-2.yaml", "512px", "sd2", den.sd_unet("sd2", "clip-h", None)
     ),
     VariantPlan("models/unet/stable-diffusion-xl.yaml", "base", "sdxl", den.SDXL_BASE),
     VariantPlan(

@@ -23,6 +23,8 @@ class Print(NamedTuple):
     optional: tuple[str, ...] = ()
     # Other sources that share the file, for the merge blocks of a whole-model single file.
     file: tuple[str, ...] | None = None
+    # The sd-mecha model configuration of that whole file: its components (clip_l, vae …)
+    sd_mecha_config: str | None = None
 
 
 class VariantPlan(NamedTuple):

@@ -24,7 +24,7 @@ _SD_DIFFUSERS_REQUIRED = (
 )
 
 
-def sd_unet(name: str, text_encoder: str) -> tuple[Print, ...]:
+def sd_unet(name: str, text_encoder: str, sd_mecha_config: str | None) -> tuple[Print, ...]:
     return (
         Print(
             f"{name}/ldm",
@@ -33,6 +33,7 @@ def sd_unet(name: str, text_encoder: str) -> tuple[Print, ...]:
             _SD_LDM_REQUIRED,
             ("label_emb.0.0.weight",),
             file=(f"{text_encoder}/ldm", "kl-f8/ldm"),
+            sd_mecha_config=sd_mecha_config,
         ),
         Print(
             f"{name}/diffusers",
@@ -60,6 +61,7 @@ SDXL_BASE = (
         ),
         ("input_blocks.11.0.in_layers.0.weight",),
         file=("clip-l/sgm", "clip-g/sgm", "kl-f8-sdxl/ldm"),
+        sd_mecha_config="sdxl-sgm",
     ),
     Print(
         "sdxl/diffusers",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -86,6 +86,8 @@ class Catalogue:
     merge_spaces: tuple[str, ...]
     model_configs: tuple[str, ...]
     methods: Mapping[str, Method]
+    # each model config's components (``clip_l``, ``vae`` …), what pick_component names
+    components: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def conversions_from(self, config: str) -> tuple[str | None, ...]:
         """The model configs a conversion method turns ``config`` into (None: any)."""
@@ -134,6 +136,10 @@ def catalogue_from_json(document: Mapping[str, Any]) -> Catalogue:
         merge_spaces=tuple(document["merge_spaces"]),
         model_configs=tuple(document["model_configs"]),
         methods={name: _method(name, entry) for name, entry in document["methods"].items()},
+        components={
+            config: tuple(names)
+            for config, names in document.get("model_config_components", {}).items()
+        },
     )
 
 

@@ -41,7 +41,7 @@ from compiler.lang.mecha.catalogue import (
     Method,
     load_catalogue,
 )
-from compiler.lang.mecha.merges import check_merge
+from compiler.lang.mecha.merges import COMPONENT_METHODS, check_component, check_merge
 from compiler.lang.mecha.parser import paused_gc
 from compiler.lang.mecha.shapes import Shape, common_type, scalar
 from compiler.lang.mir import MirId, parse_mir
@@ -144,6 +144,8 @@ class _Checker:
             self._unknown_method(expression)
             return None
         binding = self.bind(method, expression.method.pos, expression.args, expression.kwargs)
+        if method.identifier in COMPONENT_METHODS:
+            check_component(self, binding)
         return check_merge(self, binding)
 
     def _unknown_method(self, merge: Merge) -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from compiler.diagnostics import DiagnosticSink
-from compiler.lang.mecha.ast import Value
+from compiler.diagnostics import DiagnosticSink, did_you_mean
+from compiler.lang.mecha.ast import Str, Value
 from compiler.lang.mecha.binding import Binding
 from compiler.lang.mecha.catalogue import Catalogue, Method, Param
 from compiler.lang.mecha.shapes import TAKES, Shape, accepts, common_type, compatible, spaces_of
 
 Fitted = list[tuple[Param, Value, Shape]]
+# methods whose ``component`` names a component of their input's model config
+COMPONENT_METHODS = frozenset({"pick_component", "omit_component"})
 
 
 class MergeContext(Protocol):
@@ -53,6 +55,27 @@ def check_merge(context: MergeContext, binding: Binding[Value]) -> Shape | None:
     if not ok or isinstance(spaces, _Clash) or isinstance(config, _Clash):
         return None
     return Shape("node", _return_type(method, fitted), spaces, config)
+
+
+def check_component(context: MergeContext, binding: Binding[Value]) -> None:
+    """The component a ``pick_component`` / ``omit_component`` names: one of its input's model
+    config when that is known, else one that some model config has."""
+    component, model = binding.value_of("component"), binding.value_of("a")
+    if binding.problems or not isinstance(component, Str) or model is None:
+        return
+    shape = context.shape_of(model)
+    config = shape.config if shape is not None else None
+    by_config = context.catalogue.components
+    if config is not None and config in by_config:
+        known: tuple[str, ...] = by_config[config]
+        message = f"model config {config} has no component '{component.value}'"
+    else:
+        known = tuple(sorted({name for names in by_config.values() for name in names}))
+        message = f"no model config has a component '{component.value}'"
+    if component.value in known:
+        return
+    notes = did_you_mean(component.value, known) or (f"known: {', '.join(known)}",)
+    context.sink.error("recipe-component", message, component.span, *notes)
 
 
 def _fits(context: MergeContext, method: Method, param: Param, value: Value, shape: Shape) -> bool:

@@ -8,13 +8,15 @@
     pipe = load("base", target="cpu", source="model.safetensors", config="path/to/folder")
     describe("base", "cpu")  # what load() does there, each setting with its reason
 
-``VARIANTS``, ``TARGETS``, ``SETTINGS`` and ``REASONS`` hold the registry's values; the code
-that reads them is ``loaders/runtime.py``, shared by every loader.
+``VARIANTS`` holds the registry's values, each variant with the path (from this file's folder)
+of its inference parameters file, which gives the settings planned on each target with their
+reasons; the code that reads them is ``loaders/runtime.py``, shared by every loader.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from .. import runtime
@@ -33,235 +35,14 @@ VARIANTS = {
         "mir_id": "mir:info.vit.mistral-small-3:base",
         "name": None,
         "package": "transformers",
+        "params": "../../params/vit/mistral-small-3.base.json",
         "repo": "mistralai/Mistral-Small-3.1-24B-Instruct-2503",
         "scheduler": None,
         "single_file": False,
     },
 }
 
-# Per target and variant: an index into SETTINGS, which holds the device, the memory fit and each
-# planned setting as [value, index into REASONS].
-TARGETS = {
-    "2x8xh100-80g": {"base": 0},
-    "8xa100-80g": {"base": 1},
-    "8xh100-80g": {"base": 2},
-    "a100-40g": {"base": 3},
-    "a100-80g": {"base": 4},
-    "cpu": {"base": 5},
-    "h100-80g": {"base": 6},
-    "h200-141g": {"base": 7},
-    "l4-24g": {"base": 8},
-    "mps": {"base": 9},
-    "rtx-3060-12g": {"base": 10},
-    "rtx-4090-24g": {"base": 11},
-    "t4-16g": {"base": 12},
-}
-
-SETTINGS = [
-    {
-        "attention": ["flash-attention-3", 1],
-        "compile": [True, 6],
-        "device": "cuda",
-        "dtype": ["bf16", 0],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [True, 5],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["flash-attention-2", 8],
-        "compile": [True, 6],
-        "device": "cuda",
-        "dtype": ["bf16", 7],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [True, 5],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["flash-attention-3", 10],
-        "compile": [True, 6],
-        "device": "cuda",
-        "dtype": ["bf16", 9],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [True, 5],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["flash-attention-2", 12],
-        "compile": [True, 6],
-        "device": "cuda",
-        "dtype": ["bf16", 11],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [True, 5],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["flash-attention-2", 14],
-        "compile": [True, 6],
-        "device": "cuda",
-        "dtype": ["bf16", 13],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [True, 5],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["sdpa", 16],
-        "compile": [False, 18],
-        "device": "cpu",
-        "dtype": ["fp32", 15],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [False, 17],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["flash-attention-3", 20],
-        "compile": [True, 6],
-        "device": "cuda",
-        "dtype": ["bf16", 19],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [True, 5],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["flash-attention-3", 22],
-        "compile": [True, 6],
-        "device": "cuda",
-        "dtype": ["bf16", 21],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [True, 5],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["flash-attention-2", 24],
-        "compile": [True, 6],
-        "device": "cuda",
-        "dtype": ["bf16", 23],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [True, 5],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["sdpa", 26],
-        "compile": [False, 28],
-        "device": "mps",
-        "dtype": ["fp16", 25],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [False, 27],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["flash-attention-2", 30],
-        "compile": [True, 6],
-        "device": "cuda",
-        "dtype": ["bf16", 29],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [True, 5],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["flash-attention-2", 32],
-        "compile": [True, 6],
-        "device": "cuda",
-        "dtype": ["bf16", 31],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [True, 5],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-    {
-        "attention": ["xformers", 34],
-        "compile": [False, 36],
-        "device": "cuda",
-        "dtype": ["fp16", 33],
-        "fit": "unknown",
-        "offload": ["none", 2],
-        "tf32": [False, 35],
-        "vae_slicing": [False, 4],
-        "vae_tiling": [False, 3],
-    },
-]
-
-REASONS = [
-    (
-        "2 nodes x 8 NVIDIA H100 80GB SXM (two DGX H100 nodes) supports bf16: fp32's range, half "
-        "the memory"
-    ),
-    (
-        "flash-attention-3 is the fastest kernel 2 nodes x 8 NVIDIA H100 80GB SXM (two DGX H100 "
-        "nodes) supports (sdpa if absent)"
-    ),
-    "memory unknown: the spec lacks parameter counts or dimensions",
-    "VAE decode needs 0.4 GiB; no tiling needed",
-    "batch of 1: nothing to slice",
-    "TF32 tensor cores speed up the fp32 matmuls that remain",
-    "CUDA sm80+ without offload: compile fuses kernels (first call slow)",
-    "8x NVIDIA A100 80GB SXM (one DGX A100 node) supports bf16: fp32's range, half the memory",
-    (
-        "flash-attention-2 is the fastest kernel 8x NVIDIA A100 80GB SXM (one DGX A100 node) "
-        "supports (sdpa if absent)"
-    ),
-    "8x NVIDIA H100 80GB SXM (one DGX H100 node) supports bf16: fp32's range, half the memory",
-    (
-        "flash-attention-3 is the fastest kernel 8x NVIDIA H100 80GB SXM (one DGX H100 node) "
-        "supports (sdpa if absent)"
-    ),
-    "NVIDIA A100 40GB SXM supports bf16: fp32's range, half the memory",
-    "flash-attention-2 is the fastest kernel NVIDIA A100 40GB SXM supports (sdpa if absent)",
-    "NVIDIA A100 80GB SXM supports bf16: fp32's range, half the memory",
-    "flash-attention-2 is the fastest kernel NVIDIA A100 80GB SXM supports (sdpa if absent)",
-    "CPU: fp32 kernels are the complete and fast ones",
-    "cpu: PyTorch scaled_dot_product_attention",
-    "Generic x86-64 CPU (32 GiB) has no TF32",
-    "cpu: torch.compile gains little here",
-    "NVIDIA H100 80GB SXM supports bf16: fp32's range, half the memory",
-    "flash-attention-3 is the fastest kernel NVIDIA H100 80GB SXM supports (sdpa if absent)",
-    "NVIDIA H200 141GB SXM supports bf16: fp32's range, half the memory",
-    "flash-attention-3 is the fastest kernel NVIDIA H200 141GB SXM supports (sdpa if absent)",
-    "NVIDIA L4 24GB supports bf16: fp32's range, half the memory",
-    "flash-attention-2 is the fastest kernel NVIDIA L4 24GB supports (sdpa if absent)",
-    "Apple MPS computes fp16 natively; bf16 depends on the macOS",
-    "mps: PyTorch scaled_dot_product_attention",
-    "Apple M2 Max (38-core GPU, 64 GB unified memory) has no TF32",
-    "mps: torch.compile gains little here",
-    "NVIDIA GeForce RTX 3060 12GB supports bf16: fp32's range, half the memory",
-    (
-        "flash-attention-2 is the fastest kernel NVIDIA GeForce RTX 3060 12GB supports (sdpa if "
-        "absent)"
-    ),
-    "NVIDIA GeForce RTX 4090 24GB supports bf16: fp32's range, half the memory",
-    (
-        "flash-attention-2 is the fastest kernel NVIDIA GeForce RTX 4090 24GB supports (sdpa if "
-        "absent)"
-    ),
-    "NVIDIA T4 16GB has no bf16; fp16 halves memory",
-    "xformers is the fastest kernel NVIDIA T4 16GB supports (sdpa if absent)",
-    "NVIDIA T4 16GB has no TF32",
-    "compute capability below 8.0: Triton kernels gain little",
-]
-
-TABLES = runtime.Tables(SERIES, VARIANTS, TARGETS, SETTINGS, REASONS)
+TABLES = runtime.Tables(SERIES, VARIANTS, Path(__file__).resolve().parent)
 
 
 def load(
