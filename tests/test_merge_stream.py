@@ -17,7 +17,7 @@ from compiler.merge import elementwise, floats, methods
 from compiler.merge.engine import MergeOptions, merge_recipe, plan_merge
 from compiler.merge.keyed import keyed_merge
 from compiler.merge.output import OutputFile
-from tests.merge_support import write_models
+from tests.merge_support import parts_family, write_models
 
 AB = 'model "a"\nmodel "b"\n'
 ABC = AB + 'model "c"\n'
@@ -181,31 +181,65 @@ def test_the_numpy_engine_streams_runs_in_small_chunks(tmp_path: Path) -> None:
         (AB + 'merge "weighted_sum" &0 &1', {"device": "cuda"}),
         (AB + 'merge "weighted_sum" &0 &1 alpha=&1', {}),  # a weight per element
         (AB + 'merge "weighted_sum" 0.5 &1', {}),  # a constant where a tensor goes
+        # a literal's values, though every method is elementwise
+        (AB + 'dict blk.0.weight=&0\nliteral &2\nmerge "weighted_sum" &3 &1 alpha=0.5', {}),
+        (AB + 'merge "stack" &0 &1', {}),  # another output shape
+        (AB + 'merge "pick_component" &0 "vae"', {"family": lambda _: parts_family()}),
+        (AB + 'merge "omit_component" &0 "vae"', {"family": lambda _: parts_family()}),
     ],
 )
 def test_other_merges_go_to_the_torch_engine(
-    recipe: str, options: dict[str, str], tmp_path: Path
+    recipe: str, options: dict[str, object], tmp_path: Path
 ) -> None:
     write_models(tmp_path, "ab")
     (tmp_path / "r.mecha").write_text(recipe, encoding="utf-8")
     plan = plan_merge(MergeOptions(tmp_path / "r.mecha", tmp_path / "o", **options))  # type: ignore[arg-type]
     assert plan.runs is None
+    if options.get("device") != "cuda":  # this machine's torch has no CUDA
+        merge_recipe(MergeOptions(tmp_path / "r.mecha", tmp_path / "o", **options))  # type: ignore[arg-type]
+        assert (tmp_path / "o").is_file()
+
+
+def test_a_lora_input_goes_to_the_torch_engine(tmp_path: Path) -> None:
+    """An elementwise recipe over a LoRA adds the LoRA's delta, which only torch computes."""
+    from tests.test_merge_lora import SD1_BASE, SD1_LORA, UNET, write_base, write_lora
+
+    base = write_base(tmp_path / "base.safetensors", SD1_BASE)
+    write_lora(tmp_path / "lora.safetensors", SD1_LORA)
+    recipe = tmp_path / "r.mecha"
+    recipe.write_text('model "base"\nmodel "lora"\nmerge "add_difference" &0 &1 alpha=0.5')
+    options = MergeOptions(recipe, tmp_path / "o.safetensors", dtype="fp32", missing="fallback")
+    assert plan_merge(options).runs is None
+    merge_recipe(options)
+    merged = safetensors.torch.load_file(str(tmp_path / "o.safetensors"))
+    trained = UNET + "input_blocks.1.0.in_layers.2.weight"
+    assert not torch.equal(merged[trained], base[trained].float())
 
 
 def test_an_elementwise_merge_never_imports_torch(tmp_path: Path) -> None:
+    """Nor, once the cache holds the registry's fingerprints, the registry and the identifier
+    (the recipe names its models by path)."""
     write_models(tmp_path, "abc")
     (tmp_path / "r.mecha").write_text(RECIPES["add_difference"], encoding="utf-8")
-    code = (
-        "import sys; from compiler.cli import main; "
-        "status = main(['merge', 'r.mecha', '-o', 'o.safetensors']); "
-        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(status)"
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "o.safetensors").is_file()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "MIRC_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    unused = ("torch",)
+    for _ in range(2):  # a cold cache, then a warm one
+        code = (
+            "import sys; from compiler.cli import main; "
+            "status = main(['merge', 'r.mecha', '-o', 'o.safetensors']); "
+            f"imported = [m for m in {unused!r} if m in sys.modules]; "
+            "assert not imported, imported; sys.exit(status)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "o.safetensors").is_file()
+        unused = ("torch", "compiler.registry", "compiler.identify", "lark")
 
 
 def test_block_fingerprints_are_cached_until_the_registry_changes(tmp_path: Path) -> None:
