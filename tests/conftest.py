@@ -23,6 +23,12 @@ SHARED = ROOT.parent / "shared"
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """mirc's cache (``MIRC_CACHE_DIR``) in a folder of the test session, not the user's."""
+    os.environ["MIRC_CACHE_DIR"] = str(tmp_path_factory.mktemp("mirc-cache"))
+
+
 @dataclass(frozen=True)
 class UpstreamEntry:
     """One entry of the upstream ``mir.json`` (tests/fixtures/upstream/mir-json-entries.tsv)."""

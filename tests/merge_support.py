@@ -103,11 +103,12 @@ def sd_mecha_merge(
 
 @contextlib.contextmanager
 def no_reads() -> Iterator[list[str]]:
-    """Fail if any tensor is read (the static checks must refuse before that). The engine
-    imports ``read_tensor`` by name, so both modules' names are replaced."""
+    """Fail if any tensor is read by either engine (the static checks must refuse before
+    that). The torch engine imports ``read_tensor`` by name, so both modules' names are
+    replaced."""
     import pytest
 
-    from compiler.merge import engine, evaluate
+    from compiler.merge import evaluate, keyed, stream
 
     calls: list[str] = []
 
@@ -115,7 +116,12 @@ def no_reads() -> Iterator[list[str]]:
         calls.append(key)
         raise AssertionError(f"tensor {key} read")
 
+    def refuse_chunk(fd: int, buffer: Any, offset: int, what: str) -> None:
+        calls.append(what)
+        raise AssertionError(f"{what} read")
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluate, "read_tensor", refuse)
-        patch.setattr(engine, "read_tensor", refuse, raising=False)
+        patch.setattr(keyed, "read_tensor", refuse)
+        patch.setattr(stream, "read_at", refuse_chunk)
         yield calls

@@ -132,7 +132,7 @@ def write_lora(path: Path, modules: Mapping[str, tuple[object, ...]], seed: int 
 @contextlib.contextmanager
 def reads() -> Iterator[list[str]]:
     """The tensors read (by name), wherever the merge reads them from."""
-    from compiler.merge import engine, evaluate
+    from compiler.merge import evaluate, keyed
 
     seen: list[str] = []
     original = evaluate.read_tensor
@@ -143,7 +143,7 @@ def reads() -> Iterator[list[str]]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluate, "read_tensor", spy)
-        patch.setattr(engine, "read_tensor", spy, raising=False)
+        patch.setattr(keyed, "read_tensor", spy)
         yield seen
 
 

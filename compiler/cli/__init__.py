@@ -9,58 +9,59 @@ logic of their own.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
 
-from compiler.cli import (
-    build_cmd,
-    check_cmd,
-    identify_cmd,
-    interop_cmd,
-    merge_cmd,
-    name_cmd,
-    parse_cmd,
-    recipe_cmd,
-    site_cmd,
-)
 from compiler.cli.output import print_diagnostics
 from compiler.diagnostics import EXIT_INTERNAL, EXIT_USAGE, MircError
 
-# One module per subcommand group; each contributes its parsers in this order.
-COMMANDS = (
-    parse_cmd,
-    name_cmd,
-    check_cmd,
-    build_cmd,
-    identify_cmd,
-    recipe_cmd,
-    merge_cmd,
-    interop_cmd,
-    site_cmd,
+# One module per subcommand group, with the commands it adds, in this order. A run imports only
+# the module of its command: the groups' libraries (a grammar toolkit, the schema validator, the
+# site generator, numpy, torch) would take longer to import than most commands take to run.
+COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("parse_cmd", ("parse",)),
+    ("name_cmd", ("name",)),
+    ("check_cmd", ("check",)),
+    ("build_cmd", ("build",)),
+    ("identify_cmd", ("identify", "fingerprint")),
+    ("recipe_cmd", ("recipe",)),
+    ("merge_cmd", ("merge",)),
+    ("interop_cmd", ("import-mir", "export-mir")),
+    ("site_cmd", ("site",)),
 )
 
 ISSUES_URL = "https://github.com/darkshapes/mirc/issues"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole ``mirc`` argument parser (also used to generate the CLI reference)."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole ``mirc`` argument parser (also used to generate the CLI reference), or one with
+    only the group of ``command``."""
     parser = argparse.ArgumentParser(
         prog="mirc",
         description="The MIR spec compiler: check, build and use a registry of ML models.",
     )
     parser.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS:
-        module.register(subparsers)
+    for module, names in COMMANDS:
+        if command is None or command in names:
+            importlib.import_module(f"compiler.cli.{module}").register(subparsers)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, if it names one (the top-level options take no value)."""
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    return word if any(word in names for _, names in COMMANDS) else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mirc``; return the exit status (0 ok, 1 rejected, 2 usage, 3 internal)."""
-    parser = build_parser()
+    given = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(given))
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(given)
     except SystemExit as exc:  # argparse exits 2 on usage errors and 0 on --help
         return int(exc.code or 0)
     try:

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
-from rich.progress import Progress as Bar
-
 from compiler.cli.output import print_json
 from compiler.diagnostics import EXIT_OK
-from compiler.registry import check_registry, lazy_resolver
-from compiler.resources import default_spec_dir
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from compiler.lang.mecha.check import MirResolver, ResolvedModel
+    from compiler.lang.mir import MirId
+    from compiler.link import LinkedRegistry
+    from compiler.merge.blocks import BlockFingerprint, FamilyMatcher
     from compiler.merge.engine import MergeOptions, MergeResult
+    from compiler.merge.locate import Identifier
+    from compiler.tensorfile import SafetensorsHeader
 
 # the engine's choices, spelled here so that parsing the command line does not import torch
 
@@ -32,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="execute a Mecha recipe into a safetensors file",
         description="Merge the recipe's models key by key (never the whole model in memory) "
         "with sd-mecha's merge methods. The recipe and its inputs' headers are checked before "
-        "any tensor is read; the output is written to a temporary file and renamed at the end.",
+        "any tensor is read; the output is written to a temporary file and renamed at the end. "
+        "The registry's block fingerprints are cached in $MIRC_CACHE_DIR (default "
+        "$XDG_CACHE_HOME/mirc, else ~/.cache/mirc).",
     )
     parser.add_argument("recipe", type=Path, metavar="RECIPE", help="a .mecha recipe")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
@@ -57,13 +63,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    # imported here: the merge engine imports torch, which other commands never need
-    from compiler.identify import registry_identifier
-    from compiler.merge.blocks import registry_matcher
+    # numpy's OpenBLAS starts a thread per core as numpy loads, which the merge never uses
+    # (it multiplies no matrices with numpy): a tenth of a second of CPU saved
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # imported here: the merge engine imports numpy (and torch for some recipes), which parsing
+    # the command line never needs
     from compiler.merge.engine import MergeOptions, merge_recipe
+    from compiler.resources import default_spec_dir
 
     spec_dir = default_spec_dir()
-    linked = functools.cache(lambda: check_registry(spec_dir).linked)
+    linked = _registry(spec_dir)
     options = MergeOptions(
         recipe=args.recipe,
         output=args.output,
@@ -72,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         model_dir=args.model_dir,
         missing=args.missing,
-        resolver=lazy_resolver(spec_dir),
-        family=registry_matcher(linked),
-        identify=registry_identifier(linked),
+        resolver=_resolver(linked),
+        family=_family_matcher(spec_dir, linked),
+        identify=_identifier(linked),
     )
     if sys.stderr.isatty() and not args.json:
         result = _with_progress(options)
@@ -87,8 +96,66 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _registry(spec_dir: Path) -> Callable[[], LinkedRegistry | None]:
+    """The registry, imported and loaded once, the first time something needs it: a MIR id the
+    recipe names, a MIR-id model to identify, block fingerprints the cache does not hold. An
+    elementwise merge of files named by path over a warm cache never loads it."""
+
+    @functools.cache
+    def linked() -> LinkedRegistry | None:
+        from compiler.registry import check_registry
+
+        return check_registry(spec_dir).linked
+
+    return linked
+
+
+def _resolver(linked: Callable[[], LinkedRegistry | None]) -> MirResolver:
+    """MIR ids resolved through the registry, loaded when a recipe names one."""
+    loaded: list[MirResolver] = []
+
+    def resolve(mir: MirId) -> ResolvedModel | None:
+        if not loaded:
+            from compiler.registry import recipe_resolver
+
+            registry = linked()
+            loaded.append(recipe_resolver(registry) if registry is not None else lambda _: None)
+        return loaded[0](mir)
+
+    return resolve
+
+
+def _identifier(linked: Callable[[], LinkedRegistry | None]) -> Identifier:
+    """MIR-id models identified against the registry, imported and loaded when a recipe's
+    MIR-id model is not found by name."""
+    loaded: list[Identifier] = []
+
+    def identify(header: SafetensorsHeader) -> Sequence[str]:
+        if not loaded:
+            from compiler.identify import registry_identifier
+
+            loaded.append(registry_identifier(linked))
+        return loaded[0](header)
+
+    return identify
+
+
+def _family_matcher(spec_dir: Path, linked: Callable[[], LinkedRegistry | None]) -> FamilyMatcher:
+    """Headers matched against the registry's block fingerprints, cached between runs."""
+    from compiler.merge.blocks import block_fingerprints, fingerprint_matcher
+    from compiler.merge.families import cache_dir, cached_fingerprints
+
+    def load() -> list[BlockFingerprint]:
+        return block_fingerprints(linked())
+
+    return fingerprint_matcher(lambda: cached_fingerprints(spec_dir, cache_dir(), load))
+
+
 def _with_progress(options: MergeOptions) -> MergeResult:
     """The merge with a progress bar on the terminal: keys done, bytes written, time left."""
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
+
     from compiler.merge.engine import merge_recipe, plan_merge
 
     plan = plan_merge(options)
@@ -104,8 +171,8 @@ def _with_progress(options: MergeOptions) -> MergeResult:
         task = bar.add_task("merge", total=data, keys=f"0/{count} keys")
         done = [0]
 
-        def advance(_key: str, nbytes: int) -> None:
-            done[0] += 1
+        def advance(keys: int, nbytes: int) -> None:
+            done[0] += keys
             bar.update(task, advance=nbytes, keys=f"{done[0]}/{count} keys")
 
         return merge_recipe(replace(options, progress=advance))

@@ -11,12 +11,12 @@ import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
-from typing import Any
-
-from lark import Lark, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.load_grammar import FromPackageLoader
+from typing import TYPE_CHECKING, Any
 
 from compiler.diagnostics import Diagnostic, MircError, Span
+
+if TYPE_CHECKING:  # lark is imported when a grammar is first used: fast paths never need it
+    from lark import Lark, UnexpectedInput
 
 
 def grammar_text(name: str) -> str:
@@ -30,6 +30,9 @@ def lalr_parser(name: str, start: str = "start") -> Lark:
 
     A grammar may ``%import`` rules from another one in ``compiler/grammars/`` by its name.
     """
+    from lark import Lark
+    from lark.load_grammar import FromPackageLoader
+
     return Lark(
         grammar_text(name),
         parser="lalr",
@@ -83,6 +86,8 @@ def syntax_diagnostic(
     A character no token can start with is worded by the first ``char_errors`` pattern it
     matches; otherwise the labelled ``examples`` whose parser state matches give the wording.
     """
+    from lark import UnexpectedCharacters
+
     position = _position(exc, text)
     span = Span.at_offset(file, text, position)
     label = None
@@ -96,6 +101,8 @@ def syntax_diagnostic(
 
 
 def _position(exc: UnexpectedInput, text: str) -> int:
+    from lark import UnexpectedEOF, UnexpectedToken
+
     if isinstance(exc, UnexpectedEOF):
         return len(text)
     pos = getattr(exc, "pos_in_stream", None)
@@ -105,6 +112,8 @@ def _position(exc: UnexpectedInput, text: str) -> int:
 
 
 def _generic_message(exc: UnexpectedInput, text: str, position: int, what: str) -> str:
+    from lark import UnexpectedCharacters, UnexpectedToken
+
     if isinstance(exc, UnexpectedCharacters):
         char = text[position] if position < len(text) else ""
         return f"unexpected character {char!r} in {what}"
@@ -128,6 +137,8 @@ def parse_or_raise(
     start: str = "start",
 ) -> Any:
     """Parse ``text`` with grammar ``name`` from rule ``start``; errors raise :class:`MircError`."""
+    from lark import UnexpectedInput
+
     parser = lalr_parser(name, start)
     try:
         return parser.parse(text)

@@ -10,12 +10,15 @@ longest matching prefix. The same match names the MIR id of the result's family.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from compiler.ir import Shape
-from compiler.link import LinkedRegistry
 from compiler.tensorfile import SafetensorsHeader
+
+if TYPE_CHECKING:
+    from compiler.ir import Shape
+    from compiler.link import LinkedRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,27 +48,51 @@ def _longest_prefix(table: Mapping[str, tuple[str, ...]], key: str) -> str | Non
     return best[1]
 
 
+@dataclass(frozen=True, slots=True)
+class BlockFingerprint:
+    """A registry fingerprint with a blocks or components table: what a header must hold, its
+    variant and its tables."""
+
+    mir: str
+    required: Mapping[str, Shape]
+    blocks: Mapping[str, tuple[str, ...]]
+    components: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
 FamilyMatcher = Callable[[SafetensorsHeader], Family | None]
+
+
+def block_fingerprints(registry: LinkedRegistry | None) -> list[BlockFingerprint]:
+    """The registry's fingerprints with a blocks or components table, in the order they are
+    tried."""
+    if registry is None:
+        return []
+    return [
+        BlockFingerprint(str(mir), fp.required, fp.blocks, fp.components)
+        for mir, variant in sorted(registry.variants.items(), key=lambda item: str(item[0]))
+        for fp in variant.fingerprints
+        if fp.blocks or fp.components
+    ]
+
+
+def fingerprint_matcher(table: Callable[[], Sequence[BlockFingerprint]]) -> FamilyMatcher:
+    """Match headers against the fingerprints ``table`` gives (asked once, lazily)."""
+    loaded: list[Sequence[BlockFingerprint]] = []
+
+    def match(header: SafetensorsHeader) -> Family | None:
+        if not loaded:
+            loaded.append(table())
+        for fingerprint in loaded[0]:
+            if _matches(header, fingerprint.required):
+                return Family(fingerprint.mir, fingerprint.blocks, fingerprint.components)
+        return None
+
+    return match
 
 
 def registry_matcher(linked: Callable[[], LinkedRegistry | None]) -> FamilyMatcher:
     """Match headers against the fingerprints of the registry ``linked`` loads (once, lazily)."""
-    loaded: list[LinkedRegistry | None] = []
-
-    def match(header: SafetensorsHeader) -> Family | None:
-        if not loaded:
-            loaded.append(linked())
-        registry = loaded[0]
-        if registry is None:
-            return None
-        for mir, variant in sorted(registry.variants.items(), key=lambda item: str(item[0])):
-            for fingerprint in variant.fingerprints:
-                tables = fingerprint.blocks or fingerprint.components
-                if tables and _matches(header, fingerprint.required):
-                    return Family(str(mir), fingerprint.blocks, fingerprint.components)
-        return None
-
-    return match
+    return fingerprint_matcher(lambda: block_fingerprints(linked()))
 
 
 def _matches(header: SafetensorsHeader, required: Mapping[str, Shape]) -> bool:

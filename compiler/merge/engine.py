@@ -1,22 +1,28 @@
-"""``mirc merge``: execute a Mecha recipe over safetensors files, streaming key by key.
+"""``mirc merge``: execute a Mecha recipe over safetensors files, streaming.
 
-:func:`merge_recipe` checks the recipe (before any tensor is read), resolves and checks its
-inputs from their headers, plans the output layout, then merges the keys in a thread pool, each
-key reading its tensors with positioned reads and writing its result at its planned offset.
-Peak memory is about ``threads × inputs × largest tensor``.
+:func:`plan_merge` checks the recipe (before any tensor is read), resolves and checks its
+inputs from their headers (MIR ids located, kohya LoRAs mapped onto their base), plans each
+key's output shape and the output layout. :func:`merge_recipe` then runs one of
+two engines, both writing each result at its planned offset in a temporary file:
+
+- the numpy engine (:mod:`compiler.merge.stream`) for recipes of elementwise methods with
+  constant weights on the CPU — the common merges — streaming chunks of elements through the
+  recipe, without importing torch (whose import alone takes longer than merging a model);
+- the torch engine (:mod:`compiler.merge.keyed`) for every other recipe — other methods,
+  literals, LoRA inputs — key by key.
+
+Both compute in float32 as torch does and round to the output dtype — the same bytes, but for
+the rare case :mod:`compiler.merge.elementwise` describes — whatever the number of threads.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
 
 from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.lang.mecha import check_recipe, format_recipe
@@ -24,25 +30,25 @@ from compiler.lang.mecha.ast import Recipe
 from compiler.lang.mecha.check import MirResolver
 from compiler.lang.mecha.files import read_recipe
 from compiler.merge.blocks import Family, FamilyMatcher
-from compiler.merge.evaluate import (
-    TORCH_DTYPES,
-    Node,
-    as_merge_dtype,
-    compile_recipe,
-    evaluate_key,
-    needed,
-    read_tensor,
-    uses_blocks,
-)
+from compiler.merge.elementwise import ELEMENTWISE
 from compiler.merge.inputs import ModelInput, check_compatible, resolve_inputs
 from compiler.merge.keyplan import plan_shapes
 from compiler.merge.locate import Identifier
-from compiler.merge.lora import attach_loras, check_coverage, lora_delta
-from compiler.merge.output import OutputFile, OutputLayout, OutputTensor, plan_layout
+from compiler.merge.lora import attach_loras, check_coverage
+from compiler.merge.output import OutputFile, OutputLayout, plan_layout
+from compiler.merge.program import Call, Node, Program, bind_recipe, needed, uses_blocks
+from compiler.merge.stream import (
+    Line,
+    Progress,
+    Run,
+    elementwise_lines,
+    plan_runs,
+    stream_merge,
+)
 from compiler.tensorfile import layout_digest
 
 OUTPUT_DTYPES = {"fp16": "F16", "bf16": "BF16", "fp32": "F32"}
-Progress = Callable[[str, int], None]
+FLOATING = frozenset({"F64", "F32", "F16", "BF16"})  # the stored dtypes that are merged as floats
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class MergePlan:
     layout: OutputLayout
     sources: Mapping[str, tuple[int, ...]]  # for each key, the inputs that hold it
     family: Family | None  # the registry's match for the first input (blocks, MIR id)
+    program: Program
+    output: int  # the expression the output is
+    runs: Sequence[Run] | None  # the numpy engine's streams, or None: the torch engine runs it
 
 
 def plan_merge(options: MergeOptions) -> MergePlan:
@@ -85,24 +94,23 @@ def plan_merge(options: MergeOptions) -> MergePlan:
     errors = [d for d in check_recipe(recipe, resolver=options.resolver) if d.is_error]
     if errors:
         raise MircError(errors)
-    compiled = compile_recipe(recipe)
+    program = _bind(recipe)
     output = len(recipe.expressions) - 1
-    used = set(needed(compiled, output))
+    order = needed(program, output)
     found = resolve_inputs(
         recipe, options.recipe.parent, options.model_dir, options.identify, (options.output,)
     )
-    inputs = attach_loras(recipe, compiled, {i.index: i for i in found if i.index in used})
+    inputs = attach_loras(recipe, program, {i.index: i for i in found if i.index in order})
     full = {index: i for index, i in inputs.items() if i.lora is None}  # LoRAs map onto these
     problems = check_compatible(list(full.values()), options.missing)
     if problems:
         raise MircError(problems)
-    family = _family(options, list(full.values()), uses_blocks(compiled, needed(compiled, output)))
+    family = _family(options, list(full.values()), uses_blocks(program, order))
     sources = _sources(full)
-    order = needed(compiled, output)
     held = {key: full[owners[0]].header.tensors[key].shape for key, owners in sources.items()}
-    shapes = plan_shapes(recipe, compiled, order, held, family)  # keys given no value left out
+    shapes = plan_shapes(recipe, program, order, held, family)  # keys given no value left out
     if options.missing == "error" and (
-        problems := check_coverage(recipe, compiled, order, inputs, shapes)
+        problems := check_coverage(recipe, program, order, inputs, shapes)
     ):
         raise MircError(problems)
     tensors = {
@@ -110,7 +118,52 @@ def plan_merge(options: MergeOptions) -> MergePlan:
         for key, shape in shapes.items()
     }
     metadata = merge_metadata(recipe, list(inputs.values()), options.output, family)
-    return MergePlan(recipe, inputs, plan_layout(tensors, metadata), sources, family)
+    layout = plan_layout(tensors, metadata)
+    runs = _runs(program, order, inputs, layout, family) if options.device == "cpu" else None
+    return MergePlan(recipe, inputs, layout, sources, family, program, output, runs)
+
+
+def _bind(recipe: Recipe) -> Program:
+    """The recipe bound to its methods; lines that no engine runs raise MircError."""
+    program, problems = bind_recipe(recipe, ELEMENTWISE)
+    if problems:  # not for the numpy engine: the torch engine's binding decides
+        from compiler.merge.evaluate import compile_recipe
+
+        compile_recipe(recipe)
+        program, _ = bind_recipe(recipe)
+    return program
+
+
+def _runs(
+    program: Program,
+    order: Sequence[int],
+    inputs: Mapping[int, ModelInput],
+    layout: OutputLayout,
+    family: Family | None,
+) -> list[Run] | None:
+    """The numpy engine's plan, or None when the recipe or an input needs the torch engine: a
+    method that is not elementwise, a literal, a conversion, a LoRA (its delta is computed)."""
+    if any(model.lora is not None for model in inputs.values()):
+        return None
+    if not all(_elementwise(index, program[index]) for index in order):
+        return None
+
+    @functools.cache
+    def lines(block: str | None) -> tuple[Line, ...] | None:
+        return elementwise_lines(program, order, block)
+
+    def lines_of(key: str) -> tuple[Line, ...] | None:
+        return lines(family.block_of(key) if family is not None else None)
+
+    headers = {index: model.header for index, model in inputs.items()}
+    return plan_runs(layout.tensors, layout.data_start, headers, lines_of)
+
+
+def _elementwise(index: int, node: Node) -> bool:
+    """Whether the numpy engine runs a line: a model read as stored, or an elementwise method."""
+    if isinstance(node, int):
+        return node == index
+    return isinstance(node, Call) and node.method in ELEMENTWISE
 
 
 def _family(options: MergeOptions, inputs: Sequence[ModelInput], blocks: bool) -> Family | None:
@@ -140,8 +193,7 @@ def _output_type(
     shape: tuple[int, ...],
 ) -> tuple[str, tuple[int, ...]]:
     info = inputs[held[0]].header.tensors[key]
-    floating = TORCH_DTYPES[info.dtype].is_floating_point
-    return (OUTPUT_DTYPES[dtype] if floating else info.dtype, shape)
+    return (OUTPUT_DTYPES[dtype] if info.dtype in FLOATING else info.dtype, shape)
 
 
 def merge_metadata(
@@ -170,15 +222,17 @@ def merge_metadata(
 def merge_recipe(options: MergeOptions) -> MergeResult:
     """Run the recipe and write the output atomically; problems raise MircError."""
     plan = plan_merge(options)
-    compiled = compile_recipe(plan.recipe)
-    output_index = len(plan.recipe.expressions) - 1
     fds = {index: os.open(i.header.path, os.O_RDONLY) for index, i in plan.inputs.items()}
     out = OutputFile(options.output, plan.layout)
     try:
-        merge_one = _key_merger(plan, compiled, output_index, fds, out, options)
-        with _one_torch_thread(), ThreadPoolExecutor(max_workers=max(1, options.threads)) as pool:
-            for _ in pool.map(merge_one, plan.layout.tensors):
-                pass
+        if plan.runs is not None:
+            if options.progress is not None:  # empty tensors have no bytes to stream
+                options.progress(sum(t.nbytes == 0 for t in plan.layout.tensors), 0)
+            stream_merge(plan.runs, fds, out, options.threads, options.progress)
+        else:
+            from compiler.merge.keyed import keyed_merge  # imports torch
+
+            keyed_merge(plan, options, fds, out)
         out.commit()
     except BaseException:
         out.abandon()
@@ -188,62 +242,3 @@ def merge_recipe(options: MergeOptions) -> MergeResult:
             os.close(fd)
     names = tuple(i.name for i in plan.inputs.values())
     return MergeResult(options.output, len(plan.layout.tensors), plan.layout.total, names)
-
-
-def _no_value(key: str, recipe: Path) -> Diagnostic:
-    message = f"the recipe gives no value for '{key}' (omit_non_finite found values not finite)"
-    notes = ("wrap it in fallback, or give --missing fallback to take the first input's",)
-    return Diagnostic.error("merge-no-value", message, Span(str(recipe)), notes)
-
-
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Keys are the parallel unit: torch's own intra-op threads on top of them oversubscribe
-    the cores, and from a worker thread they made a two-core merge ten times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _key_merger(
-    plan: MergePlan,
-    compiled: Mapping[int, Node],
-    output_index: int,
-    fds: Mapping[int, int],
-    out: OutputFile,
-    options: MergeOptions,
-) -> Callable[[OutputTensor], None]:
-    order = needed(compiled, output_index)
-
-    def read(index: int, key: str) -> torch.Tensor | None:
-        model = plan.inputs[index]
-        header = model.header
-        if model.lora is not None:  # its delta for the key, from that key's modules only
-            return lora_delta(model.lora, key, lambda name: read_as_stored(index, name))
-        if key not in header.tensors:
-            return None
-        return read_as_stored(index, key)
-
-    def read_as_stored(index: int, key: str) -> torch.Tensor:
-        header = plan.inputs[index].header
-        return as_merge_dtype(read_tensor(fds[index], header, key), options.device)
-
-    def merge_one(tensor: OutputTensor) -> None:
-        key = tensor.key
-        block = plan.family.block_of(key) if plan.family is not None else None
-        component = plan.family.component_of(key) if plan.family is not None else None
-        result = evaluate_key(compiled, order, key, read, block, component)
-        if result is None:  # --missing fallback: the first input that has the key
-            if options.missing != "fallback":
-                raise MircError([_no_value(key, options.recipe)])
-            result = read(plan.sources[key][0], key)
-            assert result is not None
-        result = result.to(device="cpu", dtype=TORCH_DTYPES[tensor.dtype]).reshape(-1)
-        out.write_tensor(tensor, result.contiguous().view(torch.uint8).numpy().data)
-        if options.progress is not None:
-            options.progress(key, tensor.nbytes)
-
-    return merge_one

@@ -15,17 +15,32 @@ an output that is not a tensor.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from compiler.diagnostics import Diagnostic, MircError, Span, did_you_mean
 from compiler.lang.mecha.ast import Dict, Literal, Merge, Recipe, Ref, Str
+from compiler.lang.mecha.merges import COMPONENT_METHODS
 from compiler.merge.blocks import Family
-from compiler.merge.evaluate import LiteralValues, Node, Operand, Step, spread
-from compiler.merge.methods import COMPONENT_METHODS, OUTPUT_SHAPES
+from compiler.merge.program import Call, LiteralValues, Node, Operand, spread
 
 Shape = tuple[int, ...]
 NOT_TENSOR = "not a tensor"  # a literal's string or boolean
 Planned = Shape | str | None  # a tensor's shape, NOT_TENSOR, or no value
+
+
+def stack_shape(shapes: Sequence[Shape]) -> Shape:
+    """``stack``'s output: one more leading dimension, the count of values."""
+    if not shapes:
+        raise ValueError("stack needs at least one value")
+    if any(shape != shapes[0] for shape in shapes):
+        listed = ", ".join(str(list(shape)) for shape in shapes)
+        raise ValueError(f"stack takes values of one shape, not {listed}")
+    return (len(shapes), *shapes[0])
+
+
+# Output shapes of the methods whose output is not shaped like their first tensor argument,
+# from the shapes of their tensor arguments (``ValueError``: they do not fit).
+OUTPUT_SHAPES: Mapping[str, Callable[[Sequence[Shape]], Shape]] = {"stack": stack_shape}
 
 
 def plan_shapes(
@@ -79,7 +94,7 @@ def _plan_key(
         elif isinstance(node, LiteralValues):
             planned[index] = _operand_shape(node.operand(key, block), planned)
         else:
-            planned[index] = _step_shape(node, planned, component)
+            planned[index] = _call_shape(node, planned, component)
     return planned[order[-1]]
 
 
@@ -95,29 +110,29 @@ def _operand_shape(operand: Operand | None, planned: Mapping[int, Planned]) -> P
     return ()  # a number, or a number per block
 
 
-def _step_shape(step: Step, planned: Mapping[int, Planned], component: str | None) -> Planned:
-    if step.identifier in COMPONENT_METHODS:
-        named = dict(step.arguments)["component"][1]
-        if (component == named) != (step.identifier == "pick_component"):
+def _call_shape(call: Call, planned: Mapping[int, Planned], component: str | None) -> Planned:
+    if call.method in COMPONENT_METHODS:
+        named = dict(call.arguments)["component"][1]
+        if (component == named) != (call.method == "pick_component"):
             return None
     tensors: list[Planned] = []
-    for name, operand in step.arguments:
+    for name, operand in call.arguments:
         ops = spread(operand)
         found = [_operand_shape(op, planned) for op in ops]
-        tensor = name in step.tensor_params
+        tensor = name in call.tensor_params
         tensors.extend(s for s, op in zip(found, ops, strict=True) if tensor or op[0] == "ref")
         gone = any(s is None and op[0] == "ref" for s, op in zip(found, ops, strict=True))
-        if gone and not step.missing_tolerant:
+        if gone and not call.missing_tolerant:
             return None
-    if step.missing_tolerant:  # fallback: the first argument with a value
+    if call.missing_tolerant:  # fallback: the first argument with a value
         return next((s for s in tensors if s is not None), None)
     given = [s for s in tensors if isinstance(s, tuple)]
-    declared = OUTPUT_SHAPES.get(step.identifier)
+    declared = OUTPUT_SHAPES.get(call.method)
     if declared is not None:
         try:
             return declared(given)
         except ValueError as exc:
-            raise _Unfit(step.span, str(exc)) from None
+            raise _Unfit(call.span, str(exc)) from None
     return next((s for s in given if s), ())
 
 

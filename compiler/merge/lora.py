@@ -16,6 +16,7 @@ then read the same delta. The delta of a key is sd-mecha's: ``up @ down`` (a Tuc
 to the base's shape; SDXL's OpenCLIP ``in_proj_weight`` stacks the q, k and v deltas. A key the
 LoRA does not train has no value, as in sd-mecha (whose ``add_difference`` falls back to the
 base); :func:`check_coverage` refuses a recipe that would leave such a key without a value.
+Planning needs headers only; the delta's math (torch) is :mod:`compiler.merge.loradelta`.
 """
 
 from __future__ import annotations
@@ -23,17 +24,14 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-from torch import Tensor
-
 from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.lang.mecha.ast import Merge, Model, Recipe, Str
-from compiler.merge.evaluate import LiteralValues, Node, operands
 from compiler.merge.inputs import ModelInput
+from compiler.merge.program import LiteralValues, Node, operands
 from compiler.tensorfile import SafetensorsHeader
 
 NAMES = Path(__file__).with_name("kohya_names.json")
@@ -291,39 +289,6 @@ def _shape_problem(lora: SafetensorsHeader, module: Module, size: int) -> str | 
     if made != size:
         return f"it makes {made} values, the key has {size}"
     return None
-
-
-def lora_delta(lora: LoraMap, key: str, read: Callable[[str], Tensor]) -> Tensor | None:
-    """The delta ``lora`` adds to ``key``, reading only that key's modules; ``None`` when the
-    LoRA does not train it."""
-    target = lora.targets.get(key)
-    if target is None:
-        return None
-    shape = target.shape
-    if target.transpose:
-        part_shape = list(reversed(shape))
-    else:
-        part_shape = [shape[0] // len(target.modules), *shape[1:]]
-    parts = [_module_delta(module, part_shape, read) for module in target.modules]
-    delta = torch.vstack(parts) if len(parts) > 1 else parts[0]
-    return delta.T if target.transpose else delta
-
-
-def _module_delta(module: Module, shape: Sequence[int], read: Callable[[str], Tensor]) -> Tensor:
-    """sd-mecha's ``LoraAlgorithm.compose`` term for term."""
-    down = read(module.down)
-    scale: Tensor | float = 1
-    if module.alpha is not None:
-        scale = read(module.alpha) / down.size(0)
-    up = read(module.up)
-    if module.mid is not None:
-        wa = up.view(up.size(0), -1).transpose(0, 1)
-        wb = down.view(down.size(0), -1)
-        delta = torch.einsum("i j ..., i p, j r -> p r ...", read(module.mid), wa, wb)
-    else:
-        delta = up.view(up.size(0), -1) @ down.view(down.size(0), -1)
-    delta = delta * scale
-    return delta.reshape(shape)
 
 
 def check_coverage(

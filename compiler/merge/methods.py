@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -289,26 +289,6 @@ def stack(args: Arguments) -> Tensor:
     assert isinstance(values, tuple)
     return torch.stack(values)
 
-
-def stack_shape(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
-    """``stack``'s output: one more leading dimension, the count of values."""
-    if not shapes:
-        raise ValueError("stack needs at least one value")
-    if any(shape != shapes[0] for shape in shapes):
-        listed = ", ".join(str(list(shape)) for shape in shapes)
-        raise ValueError(f"stack takes values of one shape, not {listed}")
-    return (len(shapes), *shapes[0])
-
-
-# Methods whose arguments may lack the key: they get ``None`` instead of making the key missing.
-MISSING_TOLERANT = frozenset({"fallback"})
-# Methods told the key's model component (``key_component``).
-COMPONENT_METHODS = frozenset({"pick_component", "omit_component"})
-# Output shapes of the methods whose output is not shaped like their first tensor argument,
-# from the shapes of their tensor arguments (``ValueError``: they do not fit).
-OUTPUT_SHAPES: Mapping[str, Callable[[Sequence[tuple[int, ...]]], tuple[int, ...]]] = {
-    "stack": stack_shape
-}
 
 METHODS: Mapping[str, MethodFn] = (
     CONSENSUS_METHODS

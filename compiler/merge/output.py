@@ -15,9 +15,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.atomicfile import fsync_folder
 from compiler.tensorfile import DTYPE_BITS
+from compiler.tensorfile.positioned import write_at
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 SUFFIX = ".mirc-merge"
 
@@ -86,14 +91,10 @@ class OutputFile:
             self.abandon()
             raise
 
-    def write_at(self, position: int, data: bytes | memoryview) -> None:
-        view = memoryview(data).cast("B")
-        while view:
-            written = os.pwrite(self.fd, view, position)
-            view = view[written:]
-            position += written
+    def write_at(self, position: int, data: Buffer) -> None:
+        write_at(self.fd, data, position)
 
-    def write_tensor(self, tensor: OutputTensor, data: memoryview) -> None:
+    def write_tensor(self, tensor: OutputTensor, data: Buffer) -> None:
         self.write_at(self.layout.data_start + tensor.begin, data)
 
     def commit(self) -> None:

@@ -11,12 +11,13 @@ against the labelled bad examples in :data:`MECHA_ERRORS`.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
-
-from lark import Token, Tree, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from typing import TYPE_CHECKING, NamedTuple
 
 from compiler.diagnostics import Diagnostic, MircError, Span
 from compiler.lang.grammar import lalr_parser
+
+if TYPE_CHECKING:  # lark is imported when the grammar is used: the fast path never needs it
+    from lark import Token, Tree, UnexpectedInput
 
 SYNTAX = "recipe-syntax"
 
@@ -209,6 +210,8 @@ def parse_with_grammar(text: str) -> Tree[Token]:
 
 def grammar_lines(text: str, file: str) -> list[LineTokens]:
     """The tokens of ``text`` by line, read with the grammar; a syntax error raises MircError."""
+    from lark import UnexpectedInput
+
     try:
         tree = parse_with_grammar(text)
     except UnexpectedInput as exc:
@@ -238,6 +241,8 @@ def _kind(token: Token) -> str:
 
 
 def _flatten(node: Tree[Token] | Token) -> list[Token]:
+    from lark import Token
+
     if isinstance(node, Token):
         return [node]
     if node.data == "version":
@@ -269,6 +274,8 @@ def syntax_error(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
 
 def _offset(exc: UnexpectedInput, text: str) -> int:
     """Where in ``text`` the error is (the grammar read a line break before it)."""
+    from lark import UnexpectedEOF, UnexpectedToken
+
     if isinstance(exc, UnexpectedEOF):
         return len(text)
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
@@ -279,6 +286,8 @@ def _offset(exc: UnexpectedInput, text: str) -> int:
 
 def _unexpected(exc: UnexpectedInput) -> str:
     """Wording for an error no table knows (a test keeps this from being reached)."""
+    from lark import UnexpectedToken
+
     if isinstance(exc, UnexpectedToken):
         return f"unexpected {str(exc.token)!r} in the recipe"
     return "unexpected text in the recipe"

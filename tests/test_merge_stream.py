@@ -1,0 +1,291 @@
+"""The numpy engine of ``mirc merge``: torch's bits without torch, and when it runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+
+from compiler.merge import elementwise, floats, methods
+from compiler.merge.engine import MergeOptions, merge_recipe, plan_merge
+from compiler.merge.keyed import keyed_merge
+from compiler.merge.output import OutputFile
+from tests.merge_support import parts_family, write_models
+
+AB = 'model "a"\nmodel "b"\n'
+ABC = AB + 'model "c"\n'
+WEIGHTS = (0.0, 1.0, 0.3, 0.5, 0.7, -0.2, 1.5, 2.5, 1e-8)
+RECIPES = {
+    "weighted_sum": AB + 'merge "weighted_sum" &0 &1 alpha=0.3',
+    "weighted_sum_heavy": AB + 'merge "weighted_sum" &0 &1 alpha=0.8',
+    "add_difference": ABC + 'merge "subtract" &1 &2\nmerge "add_difference" &0 &3 alpha=0.7',
+    "n_average": ABC + 'merge "n_average" &0 &1 &2',
+    "scale": AB + 'merge "subtract" &0 &1\nmerge "scale" &2 alpha=0.3',
+}
+
+
+def _float16_values(count: int, seed: int) -> np.ndarray:
+    """float16 bit patterns of every kind: normal weights, subnormals, large, inf, NaN, ±0."""
+    rng = np.random.default_rng(seed)
+    values = (rng.standard_normal(count) * 0.05).astype(np.float16)
+    values[::7] = (rng.standard_normal(len(values[::7])) * 1e-5).astype(np.float16)
+    values[::11] = (rng.standard_normal(len(values[::11])) * 2e4).clip(-6e4, 6e4).astype(np.float16)
+    bits = values.view(np.uint16)
+    bits[::97] = rng.integers(0, 1 << 16, len(bits[::97]), dtype=np.uint16)  # NaNs, infinities
+    bits[5], bits[6] = 0x0000, 0x8000
+    return values
+
+
+def _torch(values: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(values.copy())
+
+
+def test_every_float16_widens_as_torch_does() -> None:
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    ours = np.empty(len(bits), np.float32)
+    floats.half_to_float(bits, ours, np.empty(len(bits), np.uint16))
+    theirs = torch.from_numpy(bits.view(np.int16)).view(torch.float16).float().numpy()
+    assert np.array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+
+
+def test_bfloat16_and_float64_widen_as_torch_does() -> None:
+    rng = np.random.default_rng(3)
+    halves = rng.integers(0, 1 << 16, 4096, dtype=np.uint16)
+    out, flags = np.empty(4096, np.float32), np.empty(4096, np.uint16)
+    ours = floats.widen(halves.view(np.uint8), "BF16", out, flags)
+    theirs = torch.from_numpy(halves.view(np.int16)).view(torch.bfloat16).float().numpy()
+    assert np.array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+    doubles = rng.standard_normal(4096) * 10.0 ** rng.integers(-50, 50, 4096)
+    with np.errstate(over="ignore"):
+        ours = floats.widen(doubles.view(np.uint8), "F64", out, flags)
+    assert np.array_equal(ours, torch.from_numpy(doubles).float().numpy())
+
+
+@pytest.mark.parametrize("kind", ["random bits", "weights", "half subnormals", "rounding to inf"])
+def test_float32_narrows_to_float16_as_torch_does(kind: str) -> None:
+    rng = np.random.default_rng(1)
+    count = 1 << 18
+    if kind == "random bits":  # every exponent, NaNs with payloads, infinities
+        words = rng.integers(0, 1 << 32, count, dtype=np.uint64).astype(np.uint32)
+    elif kind == "weights":
+        words = (rng.standard_normal(count) * 0.05).astype(np.float32).view(np.uint32)
+    elif kind == "half subnormals":  # around 2**-24 … 2**-14, ties included
+        words = np.arange(0x33000000, 0x33000000 + count * 0x40, 0x40, dtype=np.uint32)
+    else:  # 65504 … 65520 … 131072, ties included
+        words = np.arange(0x477F0000, 0x477F0000 + count, dtype=np.uint32)
+    values = words.view(np.float32)
+    ours = np.empty(2 * count, np.uint8)
+    got = floats.narrow(values, "F16", ours, np.empty(2 * count, np.uint32)).view(np.uint16)
+    theirs = torch.from_numpy(values.copy()).half().view(torch.int16).numpy().view(np.uint16)
+    assert np.array_equal(got, theirs)
+
+
+@pytest.mark.parametrize("method", sorted(elementwise.ELEMENTWISE))
+@pytest.mark.parametrize("alpha", WEIGHTS)
+def test_elementwise_methods_give_torch_bits(method: str, alpha: float) -> None:
+    count = 50_003  # not a multiple of any vector width: torch's scalar tail is checked too
+    a, b, c = (_float16_values(count, seed).astype(np.float32) for seed in (1, 2, 3))
+    numpy_args: dict[str, elementwise.Value] = {"a": a, "b": b, "alpha": np.float32(alpha)}
+    torch_args: dict[str, object] = {
+        "a": _torch(a),
+        "b": _torch(b),
+        "alpha": torch.tensor(alpha, dtype=torch.float32),
+    }
+    if method == "n_average":
+        numpy_args = {"models": (a, b, c)}
+        torch_args = {"models": (_torch(a), _torch(b), _torch(c))}
+    scratch = elementwise.Scratch(np.empty(count, np.float64), np.empty(count, np.float64))
+    out = np.empty(count, np.float32)
+    with np.errstate(all="ignore"):
+        ours = elementwise.ELEMENTWISE[method](numpy_args, out, scratch)
+    theirs = methods.METHODS[method](torch_args)
+    assert theirs is not None
+    assert np.array_equal(ours.view(np.uint32), theirs.numpy().view(np.uint32))
+    untouched = _float16_values(count, 1).astype(np.float32)
+    assert np.array_equal(a.view(np.uint32), untouched.view(np.uint32))
+
+
+def _write_mixed(folder: Path) -> None:
+    """Models with float16, bfloat16 and float32 keys, some empty, with awkward values."""
+    generator = torch.Generator().manual_seed(5)
+    for index, name in enumerate("abc"):
+        half = torch.from_numpy(_float16_values(70_001, index).view(np.int16)).view(torch.float16)
+        tensors = {
+            "big": half.reshape(70_001, 1),
+            "brain.float": torch.randn(333, 3, generator=generator).to(torch.bfloat16),
+            "empty": torch.zeros(0, 4, dtype=torch.float16),
+            "full": torch.randn(17, generator=generator) * 1e3,
+            "norm": torch.randn((), generator=generator).to(torch.float16),
+        }
+        safetensors.torch.save_file(tensors, str(folder / f"{name}.safetensors"))
+
+
+def _keyed(options: MergeOptions) -> None:
+    """The same merge through the torch engine."""
+    plan = dataclasses.replace(plan_merge(options), runs=None)
+    fds = {i: os.open(m.header.path, os.O_RDONLY) for i, m in plan.inputs.items()}
+    out = OutputFile(options.output, plan.layout)
+    try:
+        keyed_merge(plan, options, fds, out)
+        out.commit()
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+@pytest.mark.parametrize("dtype", ["fp16", "fp32"])
+def test_both_engines_write_the_same_bytes(recipe: str, dtype: str, tmp_path: Path) -> None:
+    _write_mixed(tmp_path)
+    (tmp_path / "r.mecha").write_text(RECIPES[recipe], encoding="utf-8")
+    numpy_out, torch_out = tmp_path / "numpy.safetensors", tmp_path / "torch.safetensors"
+    options = MergeOptions(tmp_path / "r.mecha", numpy_out, threads=3, dtype=dtype)
+    assert plan_merge(options).runs is not None
+    merge_recipe(options)
+    _keyed(dataclasses.replace(options, output=torch_out))
+    numpy_bytes, torch_bytes = numpy_out.read_bytes(), torch_out.read_bytes()
+    title = b'"modelspec.title":"'
+    assert numpy_bytes.replace(title + b"numpy", title + b"torch") == torch_bytes
+
+
+def test_the_numpy_engine_streams_runs_in_small_chunks(tmp_path: Path) -> None:
+    write_models(tmp_path, "ab")
+    (tmp_path / "r.mecha").write_text(RECIPES["weighted_sum"], encoding="utf-8")
+    plan = plan_merge(MergeOptions(tmp_path / "r.mecha", tmp_path / "o.safetensors"))
+    assert plan.runs is not None and len(plan.runs) == 1  # one serializer: one stream of bytes
+    assert plan.runs[0].count == sum(t.nbytes for t in plan.layout.tensors) // 2
+    seen: list[tuple[int, int]] = []
+    merge_recipe(
+        MergeOptions(
+            tmp_path / "r.mecha",
+            tmp_path / "o.safetensors",
+            progress=lambda keys, nbytes: seen.append((keys, nbytes)),
+        )
+    )
+    assert sum(k for k, _ in seen) == len(plan.layout.tensors)
+    assert sum(n for _, n in seen) == plan.layout.total - plan.layout.data_start
+
+
+@pytest.mark.parametrize(
+    ("recipe", "options"),
+    [
+        (AB + 'merge "slerp" &0 &1', {}),  # not elementwise
+        (AB + 'merge "weighted_sum" &0 &1', {"dtype": "bf16"}),  # torch's bfloat16 rounding
+        (AB + 'merge "weighted_sum" &0 &1', {"device": "cuda"}),
+        (AB + 'merge "weighted_sum" &0 &1 alpha=&1', {}),  # a weight per element
+        (AB + 'merge "weighted_sum" 0.5 &1', {}),  # a constant where a tensor goes
+        # a literal's values, though every method is elementwise
+        (AB + 'dict blk.0.weight=&0\nliteral &2\nmerge "weighted_sum" &3 &1 alpha=0.5', {}),
+        (AB + 'merge "stack" &0 &1', {}),  # another output shape
+        (AB + 'merge "pick_component" &0 "vae"', {"family": lambda _: parts_family()}),
+        (AB + 'merge "omit_component" &0 "vae"', {"family": lambda _: parts_family()}),
+    ],
+)
+def test_other_merges_go_to_the_torch_engine(
+    recipe: str, options: dict[str, object], tmp_path: Path
+) -> None:
+    write_models(tmp_path, "ab")
+    (tmp_path / "r.mecha").write_text(recipe, encoding="utf-8")
+    plan = plan_merge(MergeOptions(tmp_path / "r.mecha", tmp_path / "o", **options))  # type: ignore[arg-type]
+    assert plan.runs is None
+    if options.get("device") != "cuda":  # this machine's torch has no CUDA
+        merge_recipe(MergeOptions(tmp_path / "r.mecha", tmp_path / "o", **options))  # type: ignore[arg-type]
+        assert (tmp_path / "o").is_file()
+
+
+def test_a_lora_input_goes_to_the_torch_engine(tmp_path: Path) -> None:
+    """An elementwise recipe over a LoRA adds the LoRA's delta, which only torch computes."""
+    from tests.test_merge_lora import SD1_BASE, SD1_LORA, UNET, write_base, write_lora
+
+    base = write_base(tmp_path / "base.safetensors", SD1_BASE)
+    write_lora(tmp_path / "lora.safetensors", SD1_LORA)
+    recipe = tmp_path / "r.mecha"
+    recipe.write_text('model "base"\nmodel "lora"\nmerge "add_difference" &0 &1 alpha=0.5')
+    options = MergeOptions(recipe, tmp_path / "o.safetensors", dtype="fp32", missing="fallback")
+    assert plan_merge(options).runs is None
+    merge_recipe(options)
+    merged = safetensors.torch.load_file(str(tmp_path / "o.safetensors"))
+    trained = UNET + "input_blocks.1.0.in_layers.2.weight"
+    assert not torch.equal(merged[trained], base[trained].float())
+
+
+def test_an_elementwise_merge_never_imports_torch(tmp_path: Path) -> None:
+    """Nor, once the cache holds the registry's fingerprints, the registry and the identifier
+    (the recipe names its models by path)."""
+    write_models(tmp_path, "abc")
+    (tmp_path / "r.mecha").write_text(RECIPES["add_difference"], encoding="utf-8")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "MIRC_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    unused = ("torch",)
+    for _ in range(2):  # a cold cache, then a warm one
+        code = (
+            "import sys; from compiler.cli import main; "
+            "status = main(['merge', 'r.mecha', '-o', 'o.safetensors']); "
+            f"imported = [m for m in {unused!r} if m in sys.modules]; "
+            "assert not imported, imported; sys.exit(status)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "o.safetensors").is_file()
+        unused = ("torch", "compiler.registry", "compiler.identify", "lark")
+
+
+def test_block_fingerprints_are_cached_until_the_registry_changes(tmp_path: Path) -> None:
+    from compiler.merge.blocks import BlockFingerprint
+    from compiler.merge.families import cached_fingerprints
+
+    spec = tmp_path / "spec"
+    (spec / "models").mkdir(parents=True)
+    (spec / "models" / "a.yaml").write_text("kind: series\n", encoding="utf-8")
+    table = [BlockFingerprint("mir:x.y.z", {"k": (3, None)}, {"IN00": ("a.", "b.")})]
+    loads: list[int] = []
+
+    def load() -> list[BlockFingerprint]:
+        loads.append(1)
+        return table
+
+    cache = tmp_path / "cache"
+    assert cached_fingerprints(spec, cache, load) == table
+    assert cached_fingerprints(spec, cache, load) == table
+    assert len(loads) == 1  # the second run read the cache file
+    (spec / "models" / "a.yaml").write_text("kind: series  # edited\n", encoding="utf-8")
+    assert cached_fingerprints(spec, cache, load) == table
+    assert len(loads) == 2  # another registry, another key
+    for path in cache.iterdir():
+        path.write_text("{not json", encoding="utf-8")
+    assert cached_fingerprints(spec, cache, load) == table and len(loads) == 3
+    (tmp_path / "file").write_text("", encoding="utf-8")  # a cache that cannot be made: no error
+    assert cached_fingerprints(spec, tmp_path / "file" / "cache", load) == table
+
+
+def test_the_command_names_the_family_from_the_cached_registry(tmp_path: Path) -> None:
+    from compiler.merge.blocks import block_fingerprints
+    from compiler.merge.families import _decode, _encode
+    from compiler.registry import check_registry
+    from compiler.resources import default_spec_dir
+    from tests.conftest import run_mirc
+    from tests.test_merge import SD1_FINGERPRINT
+
+    table = block_fingerprints(check_registry(default_spec_dir()).linked)
+    assert table and _decode(_encode(table)) == table
+    for name in "ab":
+        tensors = {k: torch.zeros(s, dtype=torch.float16) for k, s in SD1_FINGERPRINT.items()}
+        safetensors.torch.save_file(tensors, str(tmp_path / f"{name}.safetensors"))
+    (tmp_path / "r.mecha").write_text(AB + 'merge "weighted_sum" &0 &1', encoding="utf-8")
+    for _ in range(2):  # the registry, then the cache
+        run = run_mirc("merge", str(tmp_path / "r.mecha"), "-o", str(tmp_path / "o.safetensors"))
+        assert run.status == 0, run.err
+        with safetensors.safe_open(str(tmp_path / "o.safetensors"), "pt") as handle:
+            assert handle.metadata()["mir_id"].startswith("mir:info.unet.stable-diffusion-v1")
