@@ -14,13 +14,15 @@ from torch import Tensor
 Arguments = Mapping[str, object]
 
 
-def _tensors(args: Arguments, name: str) -> tuple[Tensor, ...]:
+def tensors_argument(args: Arguments, name: str) -> tuple[Tensor, ...]:
+    """A method's varargs of tensors (never empty)."""
     values = args[name]
     assert isinstance(values, tuple) and values
     return values
 
 
-def _number(args: Arguments, name: str) -> float:
+def number_argument(args: Arguments, name: str) -> float:
+    """A method's numeric argument as a float."""
     value = args[name]
     assert isinstance(value, int | float)
     return float(value)
@@ -41,25 +43,25 @@ def ties_sum_deltas(models: Sequence[Tensor], k: float, vote_sgn: bool) -> tuple
 
 
 def ties_sum(args: Arguments) -> Tensor:
-    models = _tensors(args, "models")
+    models = tensors_argument(args, "models")
     if models[0].numel() == 0:
         return models[0]
-    filtered, counts = ties_sum_deltas(models, _number(args, "k"), bool(args["vote_sgn"]))
+    filtered, counts = ties_sum_deltas(models, number_argument(args, "k"), bool(args["vote_sgn"]))
     return torch.nan_to_num(filtered.sum(dim=0) / counts, nan=0, posinf=0, neginf=0)
 
 
 def ties_sum_extended(args: Arguments) -> Tensor:
-    models = _tensors(args, "models")
+    models = tensors_argument(args, "models")
     if models[0].numel() == 0:
         return models[0]
-    filtered, counts = ties_sum_deltas(models, _number(args, "k"), bool(args["vote_sgn"]))
+    filtered, counts = ties_sum_deltas(models, number_argument(args, "k"), bool(args["vote_sgn"]))
     if args["apply_median"]:
         median = _median(tuple(filtered), *_median_options(args))
         return torch.nan_to_num(median, nan=0, posinf=0, neginf=0)
     if args["apply_stock"]:
         result = filtered.sum(dim=0) * 1.0 / counts
     else:
-        t = model_stock_t(tuple(filtered), _number(args, "cos_eps"))
+        t = model_stock_t(tuple(filtered), number_argument(args, "cos_eps"))
         result = filtered.sum(dim=0) * t / counts
     return torch.nan_to_num(result, nan=0, posinf=0, neginf=0)
 
@@ -73,13 +75,17 @@ def model_stock_t(deltas: Sequence[Tensor], cos_eps: float) -> Tensor:
 
 
 def model_stock(args: Arguments) -> Tensor:
-    deltas = _tensors(args, "deltas")
+    deltas = tensors_argument(args, "deltas")
     w_avg = sum(deltas[1:], deltas[0]) / len(deltas)
-    return torch.nan_to_num(model_stock_t(deltas, _number(args, "cos_eps")) * w_avg)
+    return torch.nan_to_num(model_stock_t(deltas, number_argument(args, "cos_eps")) * w_avg)
 
 
 def _median_options(args: Arguments) -> tuple[float, int, float]:
-    return _number(args, "eps"), int(_number(args, "maxiter")), _number(args, "ftol")
+    return (
+        number_argument(args, "eps"),
+        int(number_argument(args, "maxiter")),
+        number_argument(args, "ftol"),
+    )
 
 
 def _weighted_average(points: Sequence[Tensor], weights: Tensor | None = None) -> Tensor:
@@ -109,7 +115,7 @@ def _median(models: Sequence[Tensor], eps: float, maxiter: int, ftol: float) -> 
 
 
 def geometric_median(args: Arguments) -> Tensor:
-    return _median(_tensors(args, "models"), *_median_options(args))
+    return _median(tensors_argument(args, "models"), *_median_options(args))
 
 
 CONSENSUS_METHODS = {
