@@ -15,11 +15,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from compiler.diagnostics import Diagnostic, MircError, Span
+from compiler.diagnostics import Diagnostic, MircError
 from compiler.lang.mecha.ast import Recipe
 from compiler.merge.methods import METHODS, MethodFn
 from compiler.merge.program import (
-    Argument,
     Call,
     LiteralValues,
     Operand,
@@ -47,14 +46,10 @@ MERGE_DTYPE = torch.float32
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One bound merge line: the method's math and its arguments by parameter name."""
+    """One bound merge line (its method, arguments and place) with the method's math."""
 
     fn: MethodFn
-    arguments: tuple[tuple[str, Argument], ...]
-    tensor_params: frozenset[str]
-    missing_tolerant: bool = False  # takes ``None`` for an argument that lacks the key
-    identifier: str = ""
-    span: Span | None = None  # the merge line, for problems found at run time
+    call: Call
 
 
 Compiled = Step | LiteralValues | int
@@ -71,10 +66,7 @@ def compile_recipe(recipe: Recipe) -> dict[int, Compiled]:
 
 
 def _step(call: Call) -> Step:
-    fn = METHODS[call.method]
-    return Step(
-        fn, call.arguments, call.tensor_params, call.missing_tolerant, call.method, call.span
-    )
+    return Step(METHODS[call.method], call)
 
 
 Reader = Callable[[int, str], Tensor | None]
@@ -121,24 +113,25 @@ def evaluate_key(
 
 def _run(step: Step, value: Callable[[int], object], place: Place, key: str) -> Tensor | None:
     bound: dict[str, object] = {}
-    for name, operand in step.arguments:
+    call = step.call
+    for name, operand in call.arguments:
         if not operand or isinstance(operand[0], tuple):  # *varargs
             items = [
-                _resolve(op, name in step.tensor_params, value, place) for op in spread(operand)
+                _resolve(op, name in call.tensor_params, value, place) for op in spread(operand)
             ]
             if any(item is None for item in items):
                 return None
             bound[name] = tuple(items)
             continue
-        resolved = _resolve(operand, name in step.tensor_params, value, place)
-        if resolved is None and operand[0] == "ref" and not step.missing_tolerant:
+        resolved = _resolve(operand, name in call.tensor_params, value, place)
+        if resolved is None and operand[0] == "ref" and not call.missing_tolerant:
             return None
         bound[name] = resolved
     try:
         return step.fn(bound)
     except ValueError as exc:  # arguments the method's math refuses (a cast to an unknown dtype)
-        message = f"{step.identifier} cannot merge '{key}': {exc}"
-        raise MircError([Diagnostic.error("merge-method", message, step.span)]) from None
+        message = f"{call.method} cannot merge '{key}': {exc}"
+        raise MircError([Diagnostic.error("merge-method", message, call.span)]) from None
 
 
 def _resolve(
