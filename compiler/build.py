@@ -15,9 +15,7 @@ render or lint leaves ``generated/`` as it was.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import gc
 import hashlib
 import json
 import os
@@ -30,6 +28,7 @@ from pathlib import Path
 
 from compiler import jsontext
 from compiler.diagnostics import Diagnostic
+from compiler.gcpause import paused_gc
 from compiler.interop.exporter import database_text, export_database
 from compiler.ir import Series
 from compiler.link import LinkedRegistry
@@ -71,22 +70,8 @@ def build(
     spec_dir: Path, out_dir: Path, check: bool = False, templates: Path | None = None
 ) -> BuildResult:
     """Build ``out_dir`` from ``spec_dir``; with ``check``, compare instead of writing."""
-    with _without_cycle_collection():
+    with paused_gc():
         return _build(spec_dir, out_dir, check, templates)
-
-
-@contextlib.contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """A build makes about a million short-lived objects that hold no reference cycles (plans,
-    contexts, text) and frees them by reference counting; the cycle collector's passes over
-    them find nothing and cost a tenth of a cold build."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _build(spec_dir: Path, out_dir: Path, check: bool, templates: Path | None) -> BuildResult:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from compiler.diagnostics import Diagnostic, DiagnosticSink, MircError, Span, did_you_mean
+from compiler.gcpause import paused_gc
 from compiler.lang.mecha.ast import (
     Bool,
     Dict,
@@ -42,7 +43,6 @@ from compiler.lang.mecha.catalogue import (
     load_catalogue,
 )
 from compiler.lang.mecha.merges import COMPONENT_METHODS, check_component, check_merge
-from compiler.lang.mecha.parser import paused_gc
 from compiler.lang.mecha.shapes import Shape, common_type, scalar
 from compiler.lang.mir import MirId, parse_mir
 

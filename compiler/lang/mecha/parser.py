@@ -11,13 +11,11 @@ misplaced keyword arguments.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import re
-from collections.abc import Iterator
 
 from compiler.diagnostics import Diagnostic, DiagnosticSink, MircError, Span, did_you_mean
+from compiler.gcpause import paused_gc
 from compiler.lang.mecha.ast import (
     FORMAT_VERSION,
     Bool,
@@ -84,23 +82,6 @@ def parse_recipe(text: str, file: str = "<recipe>") -> Recipe:
         if lines is None:
             lines = grammar_lines(text, file)
         return _Builder(file).build(lines)
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small acyclic objects.
-
-    A 10,000-line recipe makes ~100,000 spans and nodes, none in a reference cycle; the
-    collections they trigger find nothing and, in a process that holds a large heap (torch
-    loaded), take more than half of the parse time. Reference counting still frees garbage.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def fast_lines(text: str) -> list[LineTokens] | None:
