@@ -6,26 +6,12 @@ after mergekit; the median by Weiszfeld iterations after krishnap25/geom_median)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-Arguments = Mapping[str, object]
-
-
-def tensors_argument(args: Arguments, name: str) -> tuple[Tensor, ...]:
-    """A method's varargs of tensors (never empty)."""
-    values = args[name]
-    assert isinstance(values, tuple) and values
-    return values
-
-
-def number_argument(args: Arguments, name: str) -> float:
-    """A method's numeric argument as a float."""
-    value = args[name]
-    assert isinstance(value, int | float)
-    return float(value)
+from compiler.merge.arguments import Arguments, number_arg, tensors_arg
 
 
 def filter_top_k(a: Tensor, k: float) -> Tensor:
@@ -43,25 +29,25 @@ def ties_sum_deltas(models: Sequence[Tensor], k: float, vote_sgn: bool) -> tuple
 
 
 def ties_sum(args: Arguments) -> Tensor:
-    models = tensors_argument(args, "models")
+    models = tensors_arg(args, "models")
     if models[0].numel() == 0:
         return models[0]
-    filtered, counts = ties_sum_deltas(models, number_argument(args, "k"), bool(args["vote_sgn"]))
+    filtered, counts = ties_sum_deltas(models, number_arg(args, "k"), bool(args["vote_sgn"]))
     return torch.nan_to_num(filtered.sum(dim=0) / counts, nan=0, posinf=0, neginf=0)
 
 
 def ties_sum_extended(args: Arguments) -> Tensor:
-    models = tensors_argument(args, "models")
+    models = tensors_arg(args, "models")
     if models[0].numel() == 0:
         return models[0]
-    filtered, counts = ties_sum_deltas(models, number_argument(args, "k"), bool(args["vote_sgn"]))
+    filtered, counts = ties_sum_deltas(models, number_arg(args, "k"), bool(args["vote_sgn"]))
     if args["apply_median"]:
         median = _median(tuple(filtered), *_median_options(args))
         return torch.nan_to_num(median, nan=0, posinf=0, neginf=0)
     if args["apply_stock"]:
         result = filtered.sum(dim=0) * 1.0 / counts
     else:
-        t = model_stock_t(tuple(filtered), number_argument(args, "cos_eps"))
+        t = model_stock_t(tuple(filtered), number_arg(args, "cos_eps"))
         result = filtered.sum(dim=0) * t / counts
     return torch.nan_to_num(result, nan=0, posinf=0, neginf=0)
 
@@ -75,16 +61,16 @@ def model_stock_t(deltas: Sequence[Tensor], cos_eps: float) -> Tensor:
 
 
 def model_stock(args: Arguments) -> Tensor:
-    deltas = tensors_argument(args, "deltas")
+    deltas = tensors_arg(args, "deltas")
     w_avg = sum(deltas[1:], deltas[0]) / len(deltas)
-    return torch.nan_to_num(model_stock_t(deltas, number_argument(args, "cos_eps")) * w_avg)
+    return torch.nan_to_num(model_stock_t(deltas, number_arg(args, "cos_eps")) * w_avg)
 
 
 def _median_options(args: Arguments) -> tuple[float, int, float]:
     return (
-        number_argument(args, "eps"),
-        int(number_argument(args, "maxiter")),
-        number_argument(args, "ftol"),
+        number_arg(args, "eps"),
+        int(number_arg(args, "maxiter")),
+        number_arg(args, "ftol"),
     )
 
 
@@ -115,7 +101,7 @@ def _median(models: Sequence[Tensor], eps: float, maxiter: int, ftol: float) -> 
 
 
 def geometric_median(args: Arguments) -> Tensor:
-    return _median(tensors_argument(args, "models"), *_median_options(args))
+    return _median(tensors_arg(args, "models"), *_median_options(args))
 
 
 CONSENSUS_METHODS = {

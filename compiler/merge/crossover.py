@@ -6,13 +6,14 @@ Term for term sd-mecha 1.1.8's ``merge_methods/crossover.py``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
+from compiler.merge.arguments import Arguments
 
-def crossover(args: Mapping[str, object]) -> Tensor:
+
+def crossover(args: Arguments) -> Tensor:
     a, b = args["a"], args["b"]
     alpha, tilt = args["alpha"], args["tilt"]
     assert isinstance(a, Tensor) and isinstance(b, Tensor)

@@ -14,21 +14,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from compiler.merge.consensus import (
-    Arguments,
-    number_argument,
-    tensors_argument,
-    ties_sum_extended,
-)
+from compiler.merge.arguments import Arguments, number_arg, tensors_arg
+from compiler.merge.consensus import ties_sum_extended
 
 
 def dropout(args: Arguments) -> Tensor:
     """DARE-style dropout of each delta. An odd integer ``overlap`` draws each delta's mask
     apart; any other draws one subset of the deltas per position from
     :func:`overlapping_sets_pmf`. No seed draws differently on each run, as in sd-mecha."""
-    deltas = tensors_argument(args, "deltas")
-    probability, rescale = number_argument(args, "probability"), number_argument(args, "rescale")
-    overlap = number_argument(args, "overlap")
+    deltas = tensors_arg(args, "deltas")
+    probability, rescale = number_arg(args, "probability"), number_arg(args, "rescale")
+    overlap = number_arg(args, "overlap")
     rng = np.random.default_rng(args["seed"])  # type: ignore[arg-type]
     shape = deltas[0].shape
     if overlap % 2 == 1:
@@ -98,7 +94,7 @@ def ties_sum_with_dropout(args: Arguments) -> Tensor:
     """TIES (``ties_sum_extended``) over deltas thinned by DELLA dropout. Without a seed the
     generator keeps torch's fixed default seed, as in sd-mecha, so the result is the same on
     every run."""
-    deltas = tensors_argument(args, "deltas")
+    deltas = tensors_arg(args, "deltas")
     probability = args["probability"]
     assert isinstance(probability, Tensor)
     if math.isclose(probability, 1.0):
@@ -107,7 +103,7 @@ def ties_sum_with_dropout(args: Arguments) -> Tensor:
     seed = args["seed"]
     if isinstance(seed, int) and seed >= 0:
         generator.manual_seed(seed)
-    della_eps = number_argument(args, "della_eps")
+    della_eps = number_arg(args, "della_eps")
     kept = tuple(delta * _della_mask(delta, probability, della_eps, generator) for delta in deltas)
     result = ties_sum_extended({**args, "models": kept})
     rescalar = 1.0 - probability if args["rescale"] else 1.0

@@ -7,12 +7,10 @@ approximate basis draws the same random numbers as sd-mecha's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 from torch import Tensor
 
-Arguments = Mapping[str, object]
+from compiler.merge.arguments import Arguments
 
 
 def _approximate_basis(a: Tensor, rank: int, iters: int, seed: int | None) -> Tensor:

@@ -16,27 +16,15 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
+from compiler.merge.arguments import Arguments, number_arg, tensor_arg
 from compiler.merge.consensus import CONSENSUS_METHODS
 from compiler.merge.crossover import crossover
 from compiler.merge.dropout import DROPOUT_METHODS
 from compiler.merge.lowrank import truncate_rank
 from compiler.merge.rotate import rotate
 
-Arguments = Mapping[str, object]
 # ``None``: the method gives no value for this key (sd-mecha raises ``StateDictKeyError``)
 MethodFn = Callable[[Arguments], Tensor | None]
-
-
-def _t(args: Arguments, name: str) -> Tensor:
-    value = args[name]
-    assert isinstance(value, Tensor)
-    return value
-
-
-def _f(args: Arguments, name: str) -> float:
-    value = args[name]
-    assert isinstance(value, int | float)
-    return float(value)
 
 
 def _is(alpha: Tensor, value: float) -> bool:
@@ -44,7 +32,7 @@ def _is(alpha: Tensor, value: float) -> bool:
 
 
 def weighted_sum(args: Arguments) -> Tensor:
-    a, b, alpha = _t(args, "a"), _t(args, "b"), _t(args, "alpha")
+    a, b, alpha = tensor_arg(args, "a"), tensor_arg(args, "b"), tensor_arg(args, "alpha")
     if _is(alpha, 0.0):
         return a
     if _is(alpha, 1.0):
@@ -62,7 +50,7 @@ def n_average(args: Arguments) -> Tensor:
 
 
 def slerp(args: Arguments) -> Tensor:
-    a, b, alpha = _t(args, "a"), _t(args, "b"), _t(args, "alpha")
+    a, b, alpha = tensor_arg(args, "a"), tensor_arg(args, "b"), tensor_arg(args, "alpha")
     a_normalized = a / a.norm()
     b_normalized = b / b.norm()
     ab_dot = (a_normalized * b_normalized).sum().clamp(-1, 1)
@@ -77,14 +65,14 @@ def slerp(args: Arguments) -> Tensor:
 
 
 def add_difference(args: Arguments) -> Tensor:
-    a, b, alpha = _t(args, "a"), _t(args, "b"), _t(args, "alpha")
+    a, b, alpha = tensor_arg(args, "a"), tensor_arg(args, "b"), tensor_arg(args, "alpha")
     if _is(alpha, 0.0):
         return a
     return a.addcmul(b, alpha)
 
 
 def scale(args: Arguments) -> Tensor:
-    a, alpha = _t(args, "a"), _t(args, "alpha")
+    a, alpha = tensor_arg(args, "a"), tensor_arg(args, "alpha")
     if _is(alpha, 0.0):
         return torch.zeros_like(a)
     if _is(alpha, 1.0):
@@ -93,11 +81,11 @@ def scale(args: Arguments) -> Tensor:
 
 
 def subtract(args: Arguments) -> Tensor:
-    return _t(args, "a") - _t(args, "b")
+    return tensor_arg(args, "a") - tensor_arg(args, "b")
 
 
 def perpendicular_component(args: Arguments) -> Tensor:
-    a, b = _t(args, "a"), _t(args, "b")
+    a, b = tensor_arg(args, "a"), tensor_arg(args, "b")
     norm_a = torch.linalg.norm(a)
     result: Tensor = b - a * (a / norm_a * (b / norm_a)).sum()
     if result.isnan().any():
@@ -106,7 +94,12 @@ def perpendicular_component(args: Arguments) -> Tensor:
 
 
 def _abc(args: Arguments) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    return _t(args, "a"), _t(args, "b"), _t(args, "c"), _t(args, "alpha")
+    return (
+        tensor_arg(args, "a"),
+        tensor_arg(args, "b"),
+        tensor_arg(args, "c"),
+        tensor_arg(args, "alpha"),
+    )
 
 
 def train_difference_mask(args: Arguments) -> Tensor:
@@ -128,7 +121,7 @@ def add_strict_opposite_mask(args: Arguments) -> Tensor:
 
 
 def geometric_sum(args: Arguments) -> Tensor:
-    a, b, alpha = _t(args, "a"), _t(args, "b"), _t(args, "alpha")
+    a, b, alpha = tensor_arg(args, "a"), tensor_arg(args, "b"), tensor_arg(args, "alpha")
     a_complex = torch.complex(a, torch.zeros_like(a))
     b_complex = torch.complex(b, torch.zeros_like(b))
     return (a_complex ** (1 - alpha) * b_complex**alpha).real
@@ -153,7 +146,7 @@ def _add_cosine(a: Tensor, b: Tensor, alpha: Tensor, similarity: Tensor) -> Tens
 
 
 def add_cosine_a(args: Arguments) -> Tensor:
-    a, b, alpha = _t(args, "a"), _t(args, "b"), _t(args, "alpha")
+    a, b, alpha = tensor_arg(args, "a"), tensor_arg(args, "b"), tensor_arg(args, "alpha")
     a_norm = torch.nn.functional.normalize(a, dim=0)
     b_norm = torch.nn.functional.normalize(b, dim=0)
     similarity = torch.nn.functional.cosine_similarity(a_norm, b_norm, dim=0)
@@ -161,14 +154,14 @@ def add_cosine_a(args: Arguments) -> Tensor:
 
 
 def add_cosine_b(args: Arguments) -> Tensor:
-    a, b, alpha = _t(args, "a"), _t(args, "b"), _t(args, "alpha")
+    a, b, alpha = tensor_arg(args, "a"), tensor_arg(args, "b"), tensor_arg(args, "alpha")
     similarity = torch.nn.functional.cosine_similarity(a, b, dim=0)
     magnitude_similarity = torch.sum(a * b) / (torch.norm(a) * torch.norm(b))
     return _add_cosine(a, b, alpha, (similarity + magnitude_similarity) / 2.0)
 
 
 def clamp(args: Arguments) -> Tensor:
-    a, stiffness = _t(args, "a"), _f(args, "stiffness")
+    a, stiffness = tensor_arg(args, "a"), number_arg(args, "stiffness")
     bounds = args["bounds"]
     assert isinstance(bounds, tuple) and bounds
     maximums = functools.reduce(torch.maximum, bounds)
@@ -201,7 +194,7 @@ CAST_DTYPES: Mapping[str, torch.dtype] = {
 
 
 def cast(args: Arguments) -> Tensor:
-    a, device, dtype = _t(args, "a"), args["device"], args["dtype"]
+    a, device, dtype = tensor_arg(args, "a"), args["device"], args["dtype"]
     if dtype is not None and dtype not in CAST_DTYPES:
         known = ", ".join(CAST_DTYPES)
         raise ValueError(f"cast: unknown dtype {dtype}; known: {known}")
@@ -225,8 +218,8 @@ def _ratio_to_region(width: float, offset: float, n: int) -> tuple[int, int, boo
 
 
 def tensor_sum(args: Arguments) -> Tensor:
-    a, b = _t(args, "a").clone(), _t(args, "b").clone()
-    width, offset = _f(args, "width"), _f(args, "offset")
+    a, b = tensor_arg(args, "a").clone(), tensor_arg(args, "b").clone()
+    width, offset = number_arg(args, "width"), number_arg(args, "offset")
     if a.shape == ():
         return b if width > 0.5 else a
     start, end, inverted = _ratio_to_region(width, offset, a.size(0))
@@ -244,11 +237,13 @@ def _kth_abs_value(a: Tensor, k: int) -> Tensor:
 
 
 def top_k_tensor_sum(args: Arguments) -> Tensor:
-    a, b = _t(args, "a"), _t(args, "b")
+    a, b = tensor_arg(args, "a"), tensor_arg(args, "b")
     a_flat = torch.flatten(a)
     a_dist = torch.msort(a_flat)
     redist_indices = torch.argsort(torch.argsort(torch.flatten(b), stable=True))
-    start, end, inverted = _ratio_to_region(_f(args, "width"), _f(args, "offset"), a.numel())
+    start, end, inverted = _ratio_to_region(
+        number_arg(args, "width"), number_arg(args, "offset"), a.numel()
+    )
     start_top_k = _kth_abs_value(a_dist, start)
     end_top_k = _kth_abs_value(a_dist, end)
     mask = (start_top_k <= torch.abs(a_dist)) & (torch.abs(a_dist) <= end_top_k)
@@ -261,7 +256,7 @@ def top_k_tensor_sum(args: Arguments) -> Tensor:
 
 def omit_non_finite(args: Arguments) -> Tensor | None:
     """The tensor, or no value for the key (sd-mecha's key error) when any entry is not finite."""
-    a = _t(args, "a")
+    a = tensor_arg(args, "a")
     return a if bool(a.isfinite().all()) else None
 
 
@@ -276,12 +271,12 @@ def fallback(args: Arguments) -> Tensor | None:
 def pick_component(args: Arguments) -> Tensor | None:
     """``a`` for the keys of one component of the model (``key_component``: the key's, from the
     registry's fingerprint), no value for the others."""
-    return _t(args, "a") if args["key_component"] == args["component"] else None
+    return tensor_arg(args, "a") if args["key_component"] == args["component"] else None
 
 
 def omit_component(args: Arguments) -> Tensor | None:
     """``a`` for the keys outside one component of the model, no value for that component's."""
-    return None if args["key_component"] == args["component"] else _t(args, "a")
+    return None if args["key_component"] == args["component"] else tensor_arg(args, "a")
 
 
 def stack(args: Arguments) -> Tensor:

@@ -9,12 +9,13 @@ sd-mecha's per-key cache only saves work across merges, so it is left out.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-Arguments = Mapping[str, object]
+from compiler.merge.arguments import Arguments
+
 Transform = Callable[[Tensor, float, float, int], Tensor]
 
 
