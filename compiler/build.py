@@ -218,7 +218,9 @@ class _Renderer:
         data = _reuse(self.out_dir, item.path, self.previous.get(item.path), key)
         if data is None:
             try:
-                data = render(item.template, item.context, self.templates).encode("utf-8")
+                # no compile() here: _Lint has ruff parse every fresh .py before the swap
+                text = render(item.template, item.context, self.templates, compile_python=False)
+                data = text.encode("utf-8")
             except RenderError as exc:
                 raise RenderError(f"spec/{item.source}: {exc}") from exc
             self.fresh.append(item.path)

@@ -15,7 +15,9 @@ are the only way a spec value may reach generated source (RELIABILITY rule 6):
 * ``mdblock`` — a fenced code block whose fence is longer than any backtick run in the text.
 
 Every rendered ``.py`` file is compiled (parsed, and checked as the interpreter would before
-running it) before it is accepted.
+running it) before it is accepted, unless the caller lints it with ruff before accepting it
+(``mirc build`` does: ruff's parser refuses what ``compile`` refuses, syntax and module-level
+misuse alike, and it reads each file anyway).
 """
 
 from __future__ import annotations
@@ -257,13 +259,19 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
     return env
 
 
-def render(template: str, context: dict[str, Any], templates: Path | None = None) -> str:
-    """Render ``template`` with ``context``; a ``.py`` result must parse."""
+def render(
+    template: str,
+    context: dict[str, Any],
+    templates: Path | None = None,
+    compile_python: bool = True,
+) -> str:
+    """Render ``template`` with ``context``; a ``.py`` result must compile, unless
+    ``compile_python`` is False because the caller has ruff parse it before using it."""
     try:
         text = environment(templates).get_template(template).render(**context)
     except jinja2.TemplateError as exc:
         raise RenderError(f"{template}: {exc}") from exc
-    if template.endswith(".py.j2"):
+    if compile_python and template.endswith(".py.j2"):
         try:
             # compile() proves what ast.parse would, without building the Python-level tree
             compile(text, template, "exec", dont_inherit=True)

@@ -122,8 +122,13 @@ def test_template_error_leaves_generated_unchanged(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("line", "finding"),
-    [("\n\nX = SERIES == None\n", "E711"), ("X=1\n", "would be reformatted")],
-    ids=["ruff-check", "ruff-format"],
+    [
+        ("\n\nX = SERIES == None\n", "E711"),
+        ("X=1\n", "would be reformatted"),
+        ("\ndef (:\n", "invalid-syntax"),
+        ("\nnonlocal SERIES\n", "not allowed at module level"),
+    ],
+    ids=["ruff-check", "ruff-format", "syntax", "compile-time"],
 )
 def test_generated_python_that_fails_ruff_is_not_written(
     tmp_path: Path, line: str, finding: str
