@@ -21,9 +21,11 @@ memory, interpreter start-up and imports included.
   a file (its default threads, float32 merge, float16 output);
 - floor: a script that reads every input tensor once with positioned reads (into one reused
   buffer: no allocation per tensor) and writes an output file of the same size, then fsyncs it
-  (no math, no torch) — what streaming costs at least.
-  (mirc flushes its output to disk while it merges; the floor flushes at the end, as a naive
-  copy does.)
+  (no math, no torch) — what streaming costs at least. It runs two ways: flushing the output
+  at the end, as a naive copy does, and flushing it to disk every 32 MB from a second thread
+  while it copies, as mirc does. Which is faster depends on the disk (on a slow one, a flush
+  of the whole file at the end is what a run waits for); the target counts against the faster
+  of the two in the run.
 
 Two more processes show the fixed costs inside those figures: the bare interpreter
 (``python -c pass``, which the floor pays too) and ``import numpy`` (which mirc's elementwise
@@ -119,6 +121,41 @@ for key in headers[0].tensors:
 os.fsync(out)
 """
 
+# The same copy, flushing the output every 32 MB from a second thread as mirc does.
+_FLOOR_FLUSHING = (
+    _FLOOR.replace(
+        "for key in headers[0].tensors:",
+        """import threading
+written, wake, done = [0], threading.Condition(), [False]
+def flush():
+    while True:
+        with wake:
+            wake.wait_for(lambda: done[0] or written[0] >= 32 << 20)
+            if done[0]:
+                return
+            written[0] = 0
+        os.fdatasync(out)
+flusher = threading.Thread(target=flush)
+flusher.start()
+for key in headers[0].tensors:""",
+    )
+    .replace(
+        "    os.write(out, data)",
+        """    os.write(out, data)
+    with wake:
+        written[0] += len(data)
+        wake.notify()""",
+    )
+    .replace(
+        "os.fsync(out)",
+        """with wake:
+    done[0] = True
+    wake.notify()
+flusher.join()
+os.fsync(out)""",
+    )
+)
+
 
 _NUMPY = "import os; os.environ.setdefault('OPENBLAS_NUM_THREADS', '1'); import numpy"  # as mirc
 
@@ -156,6 +193,7 @@ def _contenders(folder: Path, text: str) -> dict[str, list[str]]:
         "mirc": [*mirc, "--threads", "2"],
         "sd-mecha": [python, "-c", _SD_MECHA, str(folder)],
         "floor": [python, "-c", _FLOOR, str(folder), models],
+        "floor flushing": [python, "-c", _FLOOR_FLUSHING, str(folder), models],
         "python": [python, "-c", "pass"],
         "numpy": [python, "-c", _NUMPY],
     }
@@ -185,14 +223,16 @@ def run() -> list[str]:
         ]
         for recipe, text in RECIPES.items():
             got = _best(folder, _contenders(folder, text))
-            mirc, mecha, floor = got["mirc"], got["sd-mecha"], got["floor"]
+            mirc, mecha = got["mirc"], got["sd-mecha"]
+            floor = min(got["floor"], got["floor flushing"], key=lambda run: run["wall"])
             lines.append(
                 f"  {recipe}: mirc {_figures(mirc)}; sd-mecha {_figures(mecha)}; "
-                f"floor {_figures(floor)}"
+                f"floor {_figures(got['floor'])}, flushing as it writes "
+                f"{_figures(got['floor flushing'])}"
             )
             lines.append(
                 f"    wall: {mirc['wall'] / mecha['wall']:.2f}x sd-mecha (target <= 0.8), "
-                f"{mirc['wall'] / floor['wall']:.2f}x floor (target <= 1.3); "
+                f"{mirc['wall'] / floor['wall']:.2f}x the faster floor (target <= 1.3); "
                 f"peak RSS: {mirc['rss'] / mecha['rss']:.2f}x sd-mecha (target <= 1.0), "
                 f"{mirc['rss'] / floor['rss']:.2f}x floor"
             )
