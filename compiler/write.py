@@ -87,7 +87,7 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | os
 def _create(path: str, data: bytes) -> None:
     """Write ``data`` to the new file ``path`` with bare system calls: a build writes hundreds
     of files, and a buffered file object per file costs more than the writing."""
-    fd = os.open(path, _CREATE, 0o644)
+    fd = os.open(path, _CREATE, 0o666)  # less the umask, as open() makes files
     try:
         view = memoryview(data)
         while view:
