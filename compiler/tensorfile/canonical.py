@@ -143,8 +143,9 @@ def _dtype_column(dtypes: list[str]) -> list[str] | None:
     first = _DTYPES.get(dtypes[0])
     if first is not None and dtypes.count(first) == len(dtypes):  # one dtype: the usual case
         return [first] * len(dtypes)
-    column = list(map(_DTYPES.get, dtypes))
-    return None if None in column else column  # type: ignore[return-value]
+    if not _DTYPES.keys() >= set(dtypes):
+        return None
+    return list(map(_DTYPES.__getitem__, dtypes))
 
 
 def _metadata(text: str) -> tuple[dict[str, str], int] | None:
