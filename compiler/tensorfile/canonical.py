@@ -17,7 +17,6 @@ which words the errors. A property test keeps the two readers in step.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
 from itertools import accumulate
 from operator import itemgetter, mul
 
@@ -180,10 +179,10 @@ def _lay_out(
             return None
         shapes = list(map(memo.__getitem__, spellings))
     if dtypes.count(dtypes[0]) == len(dtypes):  # one dtype: its sizes by spelling
-        sizes: Iterator[int] = map(_sizes(_WIDTH[dtypes[0]], spellings).__getitem__, spellings)
+        ends = _ends(_WIDTH[dtypes[0]], spellings)
     else:
         sizes = map(mul, map(_ELEMENTS, shapes), map(_WIDTH.__getitem__, dtypes))
-    ends = list(accumulate(sizes, initial=0))
+        ends = list(accumulate(sizes, initial=0))
     return (shapes, ends) if ends[-1] == data_length else None
 
 
@@ -195,13 +194,16 @@ def _current_memo() -> dict[str, ShapeInfo]:
     return _memo
 
 
-def _sizes(width: int, spellings: list[str]) -> dict[str, int]:
-    """The byte sizes of tensors of ``width`` bytes an element, by shape spelling, with those
-    of ``spellings`` (all in the memo of shapes) among them."""
+def _ends(width: int, spellings: list[str]) -> list[int]:
+    """The running end offsets of tensors of ``width`` bytes an element and these shape
+    spellings (all in the memo of shapes)."""
     sizes = _bytes.setdefault(width, {})
-    if len(sizes) < len(_memo):
-        sizes.update((text, _memo[text].elements * width) for text in set(spellings) - sizes.keys())
-    return sizes
+    try:
+        return list(accumulate(map(sizes.__getitem__, spellings), initial=0))
+    except KeyError:  # a spelling new to this width
+        new = set(spellings).difference(sizes)
+        sizes.update((text, _memo[text].elements * width) for text in new)
+        return list(accumulate(map(sizes.__getitem__, spellings), initial=0))
 
 
 def _learn(memo: dict[str, ShapeInfo], spellings: set[str]) -> bool:
