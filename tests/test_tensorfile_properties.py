@@ -77,7 +77,14 @@ TWISTS = [
     "repeat a name", "name a tensor __metadata__", "control character in a name",
     "escape a name", "spell a number oddly", "unknown key", "shuffle the entries",
     "metadata not first", "odd padding", "data a byte off", "huge dimension", "offsets shifted",
-    "reorder the fields", "separators in a name", "close oddly",
+    "reorder the fields", "separators in a name", "close oddly", "metadata of another kind",
+]  # fmt: skip
+# Metadata values that are not a map of strings to strings, or are one spelled unusually.
+ODD_METADATA = [
+    '["ab","cd"]', '[["k","v"]]', '"text"', "1", "null", "true", "[]", "{}", '{"k":["v"]}',
+    '{"k":{"a":"b"}}', '{"k":"v","k":"w"}', '{"k":"\\ud800"}', '{"k":"\\\\ud800"}',
+    '{"k":"\\ud83d\\ude00"}', '{"k":1e999}', '{"k":NaN}', '{ "k" : "v" }', '{"k":"a\tb"}',
+    '{"k":"' + "[" * 200 + '"}', "[" * 3000 + "]" * 3000,
 ]  # fmt: skip
 # Text that separates the fields of an entry, to put inside names.
 SEPARATORS = [
@@ -161,8 +168,11 @@ def crafted(draw: st.DrawFn) -> bytes:
     if "shuffle the entries" in twists:
         parts = draw(st.permutations(parts))
     metadata = draw(st.none() | st.dictionaries(names, st.text(max_size=4), max_size=3))
-    if metadata is not None:
-        block = '"__metadata__":' + json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+    if metadata is not None or "metadata of another kind" in twists:
+        value = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+        if "metadata of another kind" in twists:
+            value = draw(st.sampled_from(ODD_METADATA))
+        block = '"__metadata__":' + value
         parts.insert(
             draw(st.integers(0, len(parts))) if "metadata not first" in twists else 0, block
         )

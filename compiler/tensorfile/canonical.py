@@ -16,26 +16,27 @@ which words the errors. A property test keeps the two readers in step.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from itertools import accumulate
 from operator import itemgetter, mul
 
-from compiler.tensorfile import general
 from compiler.tensorfile.model import (
     DTYPE_BITS,
     METADATA_KEY,
     U64_MAX,
-    LayoutProblem,
     ShapeInfo,
     TensorTable,
     canonical_uints,
     element_count,
     shape_info,
 )
-from compiler.tensorfile.strict_json import JsonProblem
+from compiler.tensorfile.strict_json import SURROGATE_ESCAPE
 
 _PRINTABLE = bytes(range(32, 256))  # every byte but the control characters
 _METADATA_START = '{"__metadata__":'
+# Objects as tuples of their members, so that a repeated key shows (and a list is no object).
+_MEMBERS = json.JSONDecoder(object_pairs_hook=tuple)
 # Sub-byte dtypes need a whole-byte check per tensor; the general reader does it.
 _WIDTH = {dtype: bits // 8 for dtype, bits in DTYPE_BITS.items() if bits % 8 == 0}
 _DTYPES = {dtype: dtype for dtype in _WIDTH}  # the one string object of each dtype
@@ -148,14 +149,28 @@ def _dtype_column(dtypes: list[str]) -> list[str] | None:
 
 
 def _metadata(text: str) -> tuple[dict[str, str], int] | None:
-    """The ``__metadata__`` at the start and where the first name starts."""
+    """The ``__metadata__`` at the start and where the first name starts.
+
+    The json module's C scanner reads the object whole, with its members in order; it reads
+    strings as the general reader does (the same scanner), so a map of strings to strings
+    without a repeated key or a surrogate escape is the one the general reader gives. Anything
+    else, valid or not, goes to the general reader.
+    """
     if not text.startswith(_METADATA_START):
         return ({}, 1) if text.startswith('{"') else None
+    start = len(_METADATA_START)
     try:
-        metadata, end = general.read_metadata(text, len(_METADATA_START))
-    except (JsonProblem, LayoutProblem):
+        members, end = _MEMBERS.raw_decode(text, start)
+    except (ValueError, RecursionError):
         return None
-    return (metadata, end + 1) if text.startswith(',"', end) else None
+    if not text.startswith(',"', end) or SURROGATE_ESCAPE.search(text, start, end):
+        return None
+    if members is None:  # the reader's Option: null is the same as no metadata
+        return {}, end + 1
+    if type(members) is not tuple or not all(type(value) is str for _, value in members):
+        return None
+    metadata = dict(members)
+    return (metadata, end + 1) if len(metadata) == len(members) else None
 
 
 def _plain(names: list[str]) -> bool:
