@@ -77,7 +77,22 @@ TWISTS = [
     "repeat a name", "name a tensor __metadata__", "control character in a name",
     "escape a name", "spell a number oddly", "unknown key", "shuffle the entries",
     "metadata not first", "odd padding", "data a byte off", "huge dimension", "offsets shifted",
+    "reorder the fields", "separators in a name", "close oddly", "metadata of another kind",
 ]  # fmt: skip
+# Metadata values that are not a map of strings to strings, or are one spelled unusually.
+ODD_METADATA = [
+    '["ab","cd"]', '[["k","v"]]', '"text"', "1", "null", "true", "[]", "{}", '{"k":["v"]}',
+    '{"k":{"a":"b"}}', '{"k":"v","k":"w"}', '{"k":"\\ud800"}', '{"k":"\\\\ud800"}',
+    '{"k":"\\ud83d\\ude00"}', '{"k":1e999}', '{"k":NaN}', '{ "k" : "v" }', '{"k":"a\tb"}',
+    '{"k":"' + "[" * 200 + '"}', "[" * 3000 + "]" * 3000,
+]  # fmt: skip
+# Text that separates the fields of an entry, to put inside names.
+SEPARATORS = [
+    ":{", '":{"dtype":"', '","shape":[', '],"data_offsets":[', ']},"', "]}}", ":[1,2],", "\\u0000",
+]  # fmt: skip
+FIELDS = ("dtype", "shape", "data_offsets")
+# What may stand in for the brace that closes the header.
+CLOSINGS = ["]", ",", "x", " ", "}}", "", '"']
 
 
 @dataclass
@@ -89,15 +104,15 @@ class Entry:
     shape: list[int]
     extra: str = ""
     spelling: dict[str, str] = field(default_factory=dict)
+    order: tuple[str, ...] = FIELDS
 
     def text(self, begin: int, end: int) -> str:
         spell = {part: self.spelling.get(part, "{}") for part in ("begin", "end", "dim")}
         dims = ",".join(spell["dim"].format(dim) for dim in self.shape)
         offsets = spell["begin"].format(begin) + "," + spell["end"].format(end)
-        return (
-            f'{self.name}:{{"dtype":"{self.dtype}","shape":[{dims}],'
-            f'"data_offsets":[{offsets}]{self.extra}}}'
-        )
+        values = {"dtype": f'"{self.dtype}"', "shape": f"[{dims}]", "data_offsets": f"[{offsets}]"}
+        fields = ",".join(f'"{key}":{values[key]}' for key in self.order)
+        return f"{self.name}:{{{fields}{self.extra}}}"
 
 
 def twist(draw: st.DrawFn, entry: Entry, other: Entry, kind: str) -> None:
@@ -118,6 +133,11 @@ def twist(draw: st.DrawFn, entry: Entry, other: Entry, kind: str) -> None:
     elif kind == "spell a number oddly":
         part = draw(st.sampled_from(["begin", "end", "dim"]))
         entry.spelling[part] = draw(st.sampled_from(SPELLINGS))
+    elif kind == "reorder the fields":
+        entry.order = tuple(draw(st.permutations(FIELDS)))
+    elif kind == "separators in a name":
+        text = json.loads(entry.name, strict=False) + draw(st.sampled_from(SEPARATORS))
+        entry.name = json.dumps(text, ensure_ascii=False)
 
 
 def entry_texts(entries: list[Entry], shift_last: bool) -> tuple[list[str], int]:
@@ -148,12 +168,16 @@ def crafted(draw: st.DrawFn) -> bytes:
     if "shuffle the entries" in twists:
         parts = draw(st.permutations(parts))
     metadata = draw(st.none() | st.dictionaries(names, st.text(max_size=4), max_size=3))
-    if metadata is not None:
-        block = '"__metadata__":' + json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+    if metadata is not None or "metadata of another kind" in twists:
+        value = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+        if "metadata of another kind" in twists:
+            value = draw(st.sampled_from(ODD_METADATA))
+        block = '"__metadata__":' + value
         parts.insert(
             draw(st.integers(0, len(parts))) if "metadata not first" in twists else 0, block
         )
-    text = ("{" + ",".join(parts) + "}").encode("utf-8")
+    closing = draw(st.sampled_from(CLOSINGS)) if "close oddly" in twists else "}"
+    text = ("{" + ",".join(parts) + closing).encode("utf-8")
     if "odd padding" in twists:
         text += draw(st.sampled_from([b"\t", b"\x00", b" x", b"\n\r", b""]))
     if "data a byte off" in twists:

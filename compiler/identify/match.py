@@ -63,9 +63,12 @@ class Finding:
 
 def fits(expected: Shape, actual: Sequence[int]) -> bool:
     """Whether a file's shape is the fingerprint's; ``None`` fits any size."""
-    return len(expected) == len(actual) and all(
-        e is None or e == a for e, a in zip(expected, actual, strict=True)
-    )
+    if len(expected) != len(actual):
+        return False
+    for wanted, size in zip(expected, actual, strict=True):  # a loop: no generator per call
+        if wanted is not None and wanted != size:
+            return False
+    return True
 
 
 def score(reading: Reading, tensors: TensorTable, index: KeyIndex) -> Score:

@@ -97,11 +97,18 @@ def wrapper_of(index: KeyIndex) -> str:
     """The wrappers around every key (``module.``, ``module.model.`` …), or ``""``."""
     found = ""
     for _ in range(len(WRAPPERS)):
-        step = next((w.text for w in WRAPPERS if index.under(found + w.text) == index.names), "")
+        step = next((w.text for w in WRAPPERS if _all_under(index, found + w.text)), "")
         if not step:
             break
         found += step
     return found
+
+
+def _all_under(index: KeyIndex, prefix: str) -> bool:
+    """Whether every name starts with ``prefix``: the names are sorted, so every one does when
+    the first and the last do."""
+    names = index.sorted_names
+    return not names or (names[0].startswith(prefix) and names[-1].startswith(prefix))
 
 
 class Views(NamedTuple):

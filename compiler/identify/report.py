@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import compress
+from itertools import groupby
 
 from compiler.identify.match import Finding, Score, findings, nearest, score_all
 from compiler.identify.pool import Pool
@@ -113,15 +113,20 @@ def _summary(
 
 
 def _table_shares(tensors: TensorTable) -> tuple[DtypeShare, ...]:
-    """The dtype breakdown from the columns: one dtype holds the whole data region."""
+    """The dtype breakdown from the columns, a run of one dtype at a time: the serializer
+    writes the tensors of each dtype together, so a file has a run or two."""
     dtypes, ends = tensors.dtypes, tensors.ends
-    if dtypes and dtypes.count(dtypes[0]) == len(dtypes):
+    if dtypes and dtypes.count(dtypes[0]) == len(dtypes):  # one dtype: the whole data region
         return (_share(dtypes[0], len(dtypes), ends[-1]),)
-    sizes = list(map(int.__sub__, ends[1:], ends[:-1]))
-    shares = (
-        _share(dtype, count, sum(compress(sizes, map(dtype.__eq__, dtypes))))
-        for dtype, count in Counter(dtypes).items()
-    )
+    nbytes: dict[str, int] = {}
+    counts: Counter[str] = Counter()
+    start = 0
+    for dtype, run in groupby(dtypes):
+        end = start + len(list(run))
+        nbytes[dtype] = nbytes.get(dtype, 0) + ends[end] - ends[start]
+        counts[dtype] += end - start
+        start = end
+    shares = (_share(dtype, count, nbytes[dtype]) for dtype, count in counts.items())
     return tuple(sorted(shares, key=_share_order))
 
 

@@ -16,45 +16,45 @@ which words the errors. A property test keeps the two readers in step.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
-from collections.abc import Iterator
-from itertools import accumulate, repeat
+from itertools import accumulate
 from operator import itemgetter, mul
-from typing import NamedTuple
 
-from compiler.tensorfile import general
 from compiler.tensorfile.model import (
     DTYPE_BITS,
     METADATA_KEY,
     U64_MAX,
-    LayoutProblem,
     ShapeInfo,
     TensorTable,
     canonical_uints,
     element_count,
     shape_info,
 )
-from compiler.tensorfile.strict_json import JsonProblem
+from compiler.tensorfile.strict_json import SURROGATE_ESCAPE
 
-_CONTROL = bytes(range(32))
+_PRINTABLE = bytes(range(32, 256))  # every byte but the control characters
 _METADATA_START = '{"__metadata__":'
-# The fixed piece at each place of the ten a tensor entry splits into at its quotes.
-_FIXED = ((2, ":{"), (3, "dtype"), (4, ":"), (6, ","), (7, "shape"), (9, "data_offsets"))
-_OFFSETS = ":[%d,%d]},"
+# Objects as tuples of their members, so that a repeated key shows (and a list is no object).
+_MEMBERS = json.JSONDecoder(object_pairs_hook=tuple)
 # Sub-byte dtypes need a whole-byte check per tensor; the general reader does it.
 _WIDTH = {dtype: bits // 8 for dtype, bits in DTYPE_BITS.items() if bits % 8 == 0}
+_DTYPES = {dtype: dtype for dtype in _WIDTH}  # the one string object of each dtype
+# The fixed piece at each place of the ten a tensor entry splits into at its quotes.
+_FIXED = ((2, ":{"), (3, "dtype"), (4, ":"), (6, ","), (7, "shape"), (9, "data_offsets"))
 _MAX_SIZE = U64_MAX // 8  # the reader counts bits, in 64 bits
 _MEMO_LIMIT = 4096
 _ELEMENTS = itemgetter(1)  # ShapeInfo.elements, without an attribute lookup per tensor
 # Splitting at quotes makes a string per piece; past this length (some 28,000 tensors, more than
 # any model file holds) the general reader, which builds only what the types allow, is safer.
 _MAX_LENGTH = 4_000_000
-_CHUNK = 64_000  # characters of entries split at a time (some 500 tensors)
 
 
 # Shape spellings (``:[320,4],``) already parsed. Spellings recur across the files of one
 # architecture, so each is parsed once; when the memo is full a new one replaces it.
 _memo: dict[str, ShapeInfo] = {}
+# The byte sizes of tensors by the width of their dtype and their shape spelling (of the memo).
+_bytes: dict[int, dict[str, int]] = {}
 
 # Tables already read in this process, by their tensor entries (the text from the first name to
 # the end, less the padding) and data length. The files of a folder often share a layout (one
@@ -95,12 +95,20 @@ def recognise(text: str, data_length: int) -> tuple[TensorTable, dict[str, str]]
 
 def _read_entries(entries: str, data_length: int) -> TensorTable | None:
     """The table of the tensor entries ``entries`` (from the first name's quote to the end)."""
-    columns = None if entries.find("\\") >= 0 else _columns(entries)
-    if columns is None:
+    if entries.find("\\") >= 0 or data_length > _MAX_SIZE:
         return None
-    names, dtypes, spellings, offsets = columns
+    pieces = entries.split('"')  # ten pieces a tensor; pieces[0] is ""
+    count = len(pieces) // 10
+    if len(pieces) != 1 + 10 * count or not count:
+        return None
+    for place, fixed in _FIXED:
+        if pieces[place::10].count(fixed) != count:
+            return None
+    names, spellings, offsets = pieces[1::10], pieces[8::10], pieces[10::10]
+    dtypes = _dtype_column(pieces[5::10])
+    del pieces  # most pieces are the fixed ones: freed at once
     name_set = frozenset(names)
-    if len(name_set) != len(names) or METADATA_KEY in name_set or not _plain(names):
+    if len(name_set) != count or METADATA_KEY in name_set or not _plain(names) or not dtypes:
         return None
     laid_out = _lay_out(dtypes, spellings, data_length)
     if laid_out is None or not _offsets_match(offsets, laid_out[1]):
@@ -120,6 +128,7 @@ def forget() -> None:
     """Empty the memos of shapes and of tables, as a new process has them."""
     global _memo
     _memo = {}
+    _bytes.clear()
     _layouts.clear()
 
 
@@ -128,56 +137,45 @@ def forget_layouts() -> None:
     _layouts.clear()
 
 
-class _Columns(NamedTuple):
-    """The variable pieces of the tensor entries: names, dtypes, shape and offset spellings."""
-
-    names: list[str]
-    dtypes: list[str]
-    spellings: list[str]
-    offsets: list[str]
-
-
-def _columns(entries: str) -> _Columns | None:
-    """The entries split at their quotes, with the fixed pieces checked; None if a piece is out
-    of place.
-
-    The text is split a chunk of entries at a time: split whole, a large header makes all its
-    pieces at once, and the allocator takes fresh memory for them where chunk by chunk it
-    reuses what the last chunk's pieces freed.
-    """
-    columns = _Columns([], [], [], [])
-    start = 0
-    while start < len(entries):
-        end = entries.find(']},"', start + _CHUNK)
-        end = len(entries) if end < 0 else end + 3  # the next name's quote
-        pieces = entries[start:end].split('"')  # a quote starts the chunk: pieces[0] is ""
-        count = len(pieces) // 10
-        if len(pieces) != 1 + 10 * count or not count:
-            return None
-        for place, fixed in _FIXED:
-            if pieces[place::10].count(fixed) != count:
-                return None
-        for column, place in zip(columns, (1, 5, 8, 10), strict=True):
-            column += pieces[place::10]
-        start = end
-    return columns
+def _dtype_column(dtypes: list[str]) -> list[str] | None:
+    """Each tensor's dtype as the one string object of that dtype (so that a column of one
+    dtype is counted by identity), or None if one is not for this path."""
+    first = _DTYPES.get(dtypes[0])
+    if first is not None and dtypes.count(first) == len(dtypes):  # one dtype: the usual case
+        return [first] * len(dtypes)
+    if not _DTYPES.keys() >= set(dtypes):
+        return None
+    return list(map(_DTYPES.__getitem__, dtypes))
 
 
 def _metadata(text: str) -> tuple[dict[str, str], int] | None:
-    """The ``__metadata__`` at the start and where the first name starts."""
+    """The ``__metadata__`` at the start and where the first name starts.
+
+    The json module's C scanner reads the object whole, with its members in order; it reads
+    strings as the general reader does (the same scanner), so a map of strings to strings
+    without a repeated key or a surrogate escape is the one the general reader gives. Anything
+    else, valid or not, goes to the general reader.
+    """
     if not text.startswith(_METADATA_START):
         return ({}, 1) if text.startswith('{"') else None
+    start = len(_METADATA_START)
     try:
-        metadata, end = general.read_metadata(text, len(_METADATA_START))
-    except (JsonProblem, LayoutProblem):
+        members, end = _MEMBERS.raw_decode(text, start)
+    except (ValueError, RecursionError):
         return None
-    return (metadata, end + 1) if text.startswith(',"', end) else None
+    if not text.startswith(',"', end) or SURROGATE_ESCAPE.search(text, start, end):
+        return None
+    if members is None:  # the reader's Option: null is the same as no metadata
+        return {}, end + 1
+    if type(members) is not tuple or not all(type(value) is str for _, value in members):
+        return None
+    metadata = dict(members)
+    return (metadata, end + 1) if len(metadata) == len(members) else None
 
 
 def _plain(names: list[str]) -> bool:
     """Whether the names hold no control character (they hold no quote or backslash)."""
-    joined = "".join(names).encode("utf-8")
-    return len(joined.translate(None, _CONTROL)) == len(joined)
+    return not "".join(names).encode("utf-8").translate(None, _PRINTABLE)
 
 
 def _lay_out(
@@ -185,25 +183,21 @@ def _lay_out(
 ) -> tuple[list[ShapeInfo], list[int]] | None:
     """Each tensor's shape, and the running end offsets of tensors of those shapes and dtypes.
 
-    None if a dtype or shape spelling is not for this path or the ends miss ``data_length``.
-    No size can overflow: each is at most the data length, itself checked.
+    None if a shape spelling is not canonical or the ends miss ``data_length``. No size can
+    overflow: each is at most the data length, itself checked.
     """
     memo = _current_memo()
-    widths: Iterator[int] | None = None
-    if dtypes.count(dtypes[0]) == len(dtypes):  # one dtype: the usual case
-        width = _WIDTH.get(dtypes[0])
-        widths = None if width is None else repeat(width)
-    elif _WIDTH.keys() >= set(dtypes):
-        widths = map(_WIDTH.__getitem__, dtypes)
-    if widths is None or data_length > _MAX_SIZE:
-        return None
     try:
         shapes = list(map(memo.__getitem__, spellings))
     except KeyError:
         if not _learn(memo, set(spellings)):
             return None
         shapes = list(map(memo.__getitem__, spellings))
-    ends = list(accumulate(map(mul, map(_ELEMENTS, shapes), widths), initial=0))
+    if dtypes.count(dtypes[0]) == len(dtypes):  # one dtype: its sizes by spelling
+        ends = _ends(_WIDTH[dtypes[0]], spellings)
+    else:
+        sizes = map(mul, map(_ELEMENTS, shapes), map(_WIDTH.__getitem__, dtypes))
+        ends = list(accumulate(sizes, initial=0))
     return (shapes, ends) if ends[-1] == data_length else None
 
 
@@ -211,7 +205,20 @@ def _current_memo() -> dict[str, ShapeInfo]:
     global _memo
     if len(_memo) > _MEMO_LIMIT:
         _memo = {}
+        _bytes.clear()
     return _memo
+
+
+def _ends(width: int, spellings: list[str]) -> list[int]:
+    """The running end offsets of tensors of ``width`` bytes an element and these shape
+    spellings (all in the memo of shapes)."""
+    sizes = _bytes.setdefault(width, {})
+    try:
+        return list(accumulate(map(sizes.__getitem__, spellings), initial=0))
+    except KeyError:  # a spelling new to this width
+        new = set(spellings).difference(sizes)
+        sizes.update((text, _memo[text].elements * width) for text in new)
+        return list(accumulate(map(sizes.__getitem__, spellings), initial=0))
 
 
 def _learn(memo: dict[str, ShapeInfo], spellings: set[str]) -> bool:
@@ -232,13 +239,14 @@ def _learn(memo: dict[str, ShapeInfo], spellings: set[str]) -> bool:
 
 def _offsets_match(pieces: list[str], ends: list[int]) -> bool:
     """Whether each ``:[begin,end]},`` piece holds the running total of the sizes (the last
-    piece closes the header instead: ``]}}`` and the padding). One format call spells them all:
-    each offset as its own piece would cost more than the whole comparison."""
-    last = pieces[-1].rstrip(" ")
-    if not last.endswith("}}"):
+    piece closes the header instead: ``]}}``). One format call spells them all: each offset as
+    its own piece would cost more than the whole comparison. Bytes format integers faster than
+    text does, and the pieces are ASCII wherever they match."""
+    if not pieces[-1].endswith("}}"):
         return False
-    pieces[-1] = last[:-1] + ","
+    pieces[-1] = pieces[-1][:-1] + ","
     bounds = ends[:-1] * 2
     bounds[0::2] = ends[:-1]
     bounds[1::2] = ends[1:]
-    return "".join(pieces) == (_OFFSETS * len(pieces)) % tuple(bounds)
+    spelled = (b":[%d,%d]}," * len(pieces)) % tuple(bounds)
+    return "".join(pieces).encode("utf-8") == spelled

@@ -119,10 +119,15 @@ def _table_digests(tensors: TensorTable) -> tuple[str, str]:
     pieces[0::2] = names
     pieces[1::2] = map(_PLAIN_TAIL, shapes)
     plain = "".join(pieces)
-    pieces = [_TYPED_TAIL] * (4 * count)
-    pieces[0::4] = names
-    pieces[1::4] = map(_TYPED_HEAD, shapes)
-    pieces[2::4] = dtypes
+    if count and dtypes.count(dtypes[0]) == count:  # one dtype: it and the line's end, one piece
+        pieces = [dtypes[0] + _TYPED_TAIL] * (3 * count)
+        pieces[0::3] = names
+        pieces[1::3] = map(_TYPED_HEAD, shapes)
+    else:
+        pieces = [_TYPED_TAIL] * (4 * count)
+        pieces[0::4] = names
+        pieces[1::4] = map(_TYPED_HEAD, shapes)
+        pieces[2::4] = dtypes
     typed = "".join(pieces)
     return _sha256_lines(plain), _sha256_lines(typed)
 

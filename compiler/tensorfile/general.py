@@ -58,13 +58,11 @@ class _Cursor:
 
     __slots__ = ("pos", "surrogates", "text")
 
-    def __init__(self, text: str, pos: int = 0, surrogates: bool | None = None) -> None:
-        """``surrogates``: whether strings may hold surrogate escapes (None: look)."""
+    def __init__(self, text: str) -> None:
         self.text = text
-        self.pos = pos
-        if surrogates is None:
-            surrogates = strict_json.SURROGATE_ESCAPE.search(text) is not None
-        self.surrogates = surrogates
+        self.pos = 0
+        # Whether strings may hold surrogate escapes: only then is each string checked.
+        self.surrogates = strict_json.SURROGATE_ESCAPE.search(text) is not None
 
     def peek(self) -> str:
         """The next character after whitespace ('' at the end); the cursor moves to it."""
@@ -188,12 +186,6 @@ def _offset_message(name: str, begin: int, end: int, position: int) -> str:
     if position == 0:
         return f"{where} must start at 0: the first tensor's data starts the data region"
     return f"{where} leave a gap: the tensor before ends at {position}"
-
-
-def read_metadata(text: str, pos: int) -> tuple[dict[str, str], int]:
-    """The ``__metadata__`` value at ``pos`` in ``text`` and where it ends (for the fast path)."""
-    cursor = _Cursor(text, pos, surrogates=True)
-    return _metadata(cursor), cursor.pos
 
 
 def _metadata(cursor: _Cursor) -> dict[str, str]:
