@@ -5,10 +5,12 @@ transformers models built on the meta device with the families' real configurati
 each tool writes them), so every checkpoint and LoRA is a file a fingerprint should recognise:
 
 - 100 SD1.5 single-file checkpoints in the ldm layout (UNet, VAE, CLIP-L; 1,130 tensors, F16
-  mostly, some F32, half of them with CLIP's I64 ``position_ids`` as the original release has);
+  mostly, some F32 and BF16, half of them with CLIP's I64 ``position_ids`` as the original
+  release has, some saved without the VAE);
 - 400 kohya LoRAs with sd-scripts' metadata (``ss_*`` keys with a tag-frequency table, and
-  modelspec): 240 for SD1.5 (UNet and text encoder, 792 tensors) and 160 for SDXL (half
-  UNet-only, 2,166 tensors; half with both text encoders, 2,958 tensors), ranks 4 to 128;
+  modelspec): 240 for SD1.5 (UNet and text encoder, 792 tensors, or UNet only) and 160 for SDXL
+  (half UNet-only, 2,166 tensors; half with both text encoders, 2,958 tensors), ranks 4 to 128,
+  some with their ``alpha`` scalars kept in F32;
 - 500 textual-inversion embeddings: 400 for SD1.5 (``emb_params``), 100 for SDXL (``clip_l``
   and ``clip_g``), 1 to 16 vectors. No fingerprint names embeddings: they come out unknown.
 """
@@ -54,8 +56,13 @@ def write_collection(folder: Path) -> dict[str, list[Path]]:
     groups: dict[str, list[Path]] = {kind: [] for kind in COUNTS}
     for index in range(COUNTS["checkpoint"]):
         path = folder / f"checkpoint-{index:03}.safetensors"
-        dtype = "F16" if rng.random() < 0.8 else "F32"
-        tensors = {name: (dtype, list(shape)) for name, shape in layouts.checkpoint.items()}
+        dtype = rng.choices(["F16", "F32", "BF16"], [7, 2, 1])[0]
+        without_vae = rng.random() < 0.15
+        tensors = {
+            name: (dtype, list(shape))
+            for name, shape in layouts.checkpoint.items()
+            if not (without_vae and name.startswith("first_stage_model."))
+        }
         if index % 2:
             tensors[POSITION_IDS] = ("I64", [1, 77])
         write_sparse(path, tensors, {"format": "pt"} if rng.random() < 0.5 else None)
@@ -64,11 +71,15 @@ def write_collection(folder: Path) -> dict[str, list[Path]]:
         path = folder / f"lora-{index:03}.safetensors"
         xl = index < SDXL_LORAS
         layout = layouts.sdxl_lora if xl else layouts.sd15_lora
-        if xl and index % 2:
+        if index % 2 if xl else rng.random() < 0.3:
             layout = {key: shape for key, shape in layout.items() if key.startswith("lora_unet_")}
         rank = rng.choice([4, 8, 16, 32, 64, 128])
+        alpha = "F32" if rng.random() < 0.3 else "F16"
         tensors = {
-            name: ("F16", [rank if size is None else size for size in shape])
+            name: (
+                alpha if name.endswith(".alpha") else "F16",
+                [rank if size is None else size for size in shape],
+            )
             for name, shape in layout.items()
         }
         write_sparse(path, tensors, _kohya_metadata(rng, index, rank, xl))
