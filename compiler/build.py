@@ -182,6 +182,8 @@ def _render_all(
             if item.path.endswith(".py"):
                 renderer.add(item)
         fresh = {p: renderer.files[p] for p in renderer.fresh}
+        if tree is not None:
+            tree.flush()  # ruff reads them from there
         with _Lint(fresh, None if tree is None else tree.folder) as lint:
             for item in planned:
                 if not item.path.endswith(".py"):

@@ -12,9 +12,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -50,13 +52,23 @@ class StagedTree:
     """The next tree of ``out_dir``, written file by file into a staging folder beside it
     (``folder``) while it is made, and swapped in whole by :meth:`commit`. Leaving the ``with``
     block without a commit (an error, a failed check) removes the staging folder; ``out_dir``
-    is then as it was."""
+    is then as it was.
+
+    A thread of its own creates the files, so that the file system's work (the kernel's, which
+    runs without the interpreter lock) overlaps with making the next file; :meth:`flush` waits
+    for what was handed over and raises the first error of writing it."""
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         self.folder = staging_dir(out_dir)
         self._folders: set[str] = {""}
         self._committed = False
+        self._queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        self._written = threading.Condition()
+        self._handed = self._done = 0
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._drain, name="mirc-write", daemon=True)
+        self._thread.start()
 
     def __enter__(self) -> StagedTree:
         return self
@@ -64,20 +76,45 @@ class StagedTree:
     def write(self, rel: str, data: bytes) -> None:
         """One file of the tree, at the planned path ``rel`` (checked as names)."""
         check_relative(rel)
+        self._handed += 1
+        self._queue.put((rel, data))
+
+    def flush(self) -> None:
+        """Wait until every file handed over is on disk; raises the first error of writing."""
+        with self._written:
+            self._written.wait_for(lambda: self._done == self._handed)
+        if self._error is not None:
+            raise self._error
+
+    def commit(self) -> None:
+        """Make the tree written so far ``out_dir``, in one step."""
+        self.flush()
+        swap_in(self.folder, self.out_dir)
+        self._committed = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if not self._committed:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._create(*item)
+                except OSError as error:
+                    self._error = error
+            with self._written:
+                self._done += 1
+                self._written.notify_all()
+
+    def _create(self, rel: str, data: bytes) -> None:
         parent = rel.rpartition("/")[0]
         if parent not in self._folders:
             (self.folder / parent).mkdir(parents=True, exist_ok=True)
             self._folders.add(parent)
         _create(f"{self.folder}/{rel}", data)
-
-    def commit(self) -> None:
-        """Make the tree written so far ``out_dir``, in one step."""
-        swap_in(self.folder, self.out_dir)
-        self._committed = True
-
-    def __exit__(self, *exc: object) -> None:
-        if not self._committed:
-            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # A new file only (the staging folder is new and the build's own): never through a link.
