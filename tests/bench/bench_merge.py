@@ -42,11 +42,11 @@ before each run, so that no run pays for truncating the last one's file.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 SCALE = int(os.environ.get("MIRC_BENCH_MERGE_SCALE", "1"))  # 1: the real SD1.x sizes (2.1 GB)
@@ -160,19 +160,38 @@ os.fsync(out)""",
 _NUMPY = "import os; os.environ.setdefault('OPENBLAS_NUM_THREADS', '1'); import numpy"  # as mirc
 
 
+# Times one contender from a small process of its own. Linux counts a child's peak RSS from
+# the memory of the process that started it (kept across exec), so a contender started by this
+# one, grown by the identify check or by other benchmarks run before, would report this
+# process's size. The launcher prints the contender's wall time, CPU time and peak RSS.
+_LAUNCH = """
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+wall = time.perf_counter() - start
+code = os.waitstatus_to_exitcode(status)
+rss = usage.ru_maxrss * 1024
+print(json.dumps({"code": code, "wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": rss}))
+"""
+
+
 def _process(argv: list[str], folder: Path) -> dict[str, float]:
     """One whole process: its wall time from start to exit, CPU time and peak RSS in bytes."""
     (folder / "out.safetensors").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MIRC_CACHE_DIR": str(folder / "cache")}
-    start = time.perf_counter()
-    child = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise RuntimeError(f"{argv[:4]} failed with status {child.returncode}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return {"wall": wall, "cpu": cpu, "rss": usage.ru_maxrss * 1024}
+    launched = subprocess.run(
+        [sys.executable, "-c", _LAUNCH, *argv],
+        cwd=folder,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    figures: dict[str, float] = json.loads(launched.stdout)
+    if figures.pop("code") != 0:
+        raise RuntimeError(f"{argv[:4]} failed")
+    return figures
 
 
 def _contenders(folder: Path, text: str) -> dict[str, list[str]]:
