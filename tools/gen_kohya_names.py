@@ -21,7 +21,6 @@ fails while the committed file and the installed sd-mecha disagree::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
@@ -31,6 +30,9 @@ from typing import Any
 
 from sd_mecha.extensions import merge_methods, model_configs
 from sd_mecha.extensions.builtin.lycoris import LoraAlgorithm, LycorisModelConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path: the repository
+from tools.datafile import write_or_check
 
 TARGET = Path(__file__).resolve().parent.parent / "compiler" / "merge" / "kohya_names.json"
 KOHYA = "kohya"  # sd-mecha's identifier of the kohya LoRA naming (``lycoris`` is LyCORIS's)
@@ -162,19 +164,7 @@ def render(names: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
-    args = parser.parse_args()
-    text = render(build_names())
-    if args.check:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET} is stale; run python3 tools/gen_kohya_names.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET} from sd-mecha {version('sd-mecha')}")
-    return 0
+    return write_or_check(__doc__.splitlines()[0], TARGET, lambda: render(build_names()), __file__)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ cannot set it.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import sys
@@ -30,6 +29,9 @@ from sd_mecha.extensions import merge_methods, merge_spaces, model_configs
 from sd_mecha.extensions.merge_methods import MergeMethod, StateDict
 from sd_mecha.extensions.merge_spaces import MergeSpace, MergeSpaceSymbol
 from sd_mecha.serialization import MECHA_FORMAT_VERSION
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path: the repository
+from tools.datafile import write_or_check
 
 TARGET = Path(__file__).resolve().parent.parent / "compiler" / "lang" / "mecha" / "methods.json"
 
@@ -136,19 +138,9 @@ def render(catalogue: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
-    args = parser.parse_args()
-    text = render(build_catalogue())
-    if args.check:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET} is stale; run python3 tools/gen_mecha_catalogue.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET} from sd-mecha {version('sd-mecha')}")
-    return 0
+    return write_or_check(
+        __doc__.splitlines()[0], TARGET, lambda: render(build_catalogue()), __file__
+    )
 
 
 if __name__ == "__main__":
