@@ -63,9 +63,7 @@ class StagedTree:
         self.folder = staging_dir(out_dir)
         self._folders: set[str] = {""}
         self._committed = False
-        self._queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
-        self._written = threading.Condition()
-        self._handed = self._done = 0
+        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._drain, name="mirc-write", daemon=True)
         self._thread.start()
@@ -76,13 +74,11 @@ class StagedTree:
     def write(self, rel: str, data: bytes) -> None:
         """One file of the tree, at the planned path ``rel`` (checked as names)."""
         check_relative(rel)
-        self._handed += 1
         self._queue.put((rel, data))
 
     def flush(self) -> None:
         """Wait until every file handed over is on disk; raises the first error of writing."""
-        with self._written:
-            self._written.wait_for(lambda: self._done == self._handed)
+        self._queue.join()
         if self._error is not None:
             raise self._error
 
@@ -102,14 +98,12 @@ class StagedTree:
         while (item := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._create(*item)
+                    self._write_one(*item)
                 except OSError as error:
                     self._error = error
-            with self._written:
-                self._done += 1
-                self._written.notify_all()
+            self._queue.task_done()
 
-    def _create(self, rel: str, data: bytes) -> None:
+    def _write_one(self, rel: str, data: bytes) -> None:
         parent = rel.rpartition("/")[0]
         if parent not in self._folders:
             (self.folder / parent).mkdir(parents=True, exist_ok=True)
