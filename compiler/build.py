@@ -6,8 +6,8 @@ templates, mirc's own source) and, per output, the digest of what it was rendere
 input changed and the outputs are intact nothing is read, rendered or written; otherwise only
 outputs whose template or values changed are rendered again.
 
-Safe (RELIABILITY rule 6): every rendered ``.py`` is compiled as it is rendered, and the fresh
-ones pass ``ruff check`` and ``ruff format --check`` (ruff's own binary, two processes started
+Safe (RELIABILITY rule 6): every freshly rendered ``.py`` must parse and pass ``ruff check``
+and ``ruff format --check`` (ruff's own binary, two processes started
 as soon as the Python files are rendered, so they run while the JSON renders) before the new
 tree can replace ``generated/``. Files go into the staging tree as they are rendered; a failed
 render or lint leaves ``generated/`` as it was.
@@ -220,9 +220,7 @@ class _Renderer:
         data = _reuse(self.out_dir, item.path, self.previous.get(item.path), key)
         if data is None:
             try:
-                # no compile() here: _Lint has ruff parse every fresh .py before the swap
-                text = render(item.template, item.context, self.templates, compile_python=False)
-                data = text.encode("utf-8")
+                data = render(item.template, item.context, self.templates).encode("utf-8")
             except RenderError as exc:
                 raise RenderError(f"spec/{item.source}: {exc}") from exc
             self.fresh.append(item.path)

@@ -14,10 +14,9 @@ are the only way a spec value may reach generated source (RELIABILITY rule 6):
   character Markdown or HTML would read as markup written as a character reference;
 * ``mdblock`` — a fenced code block whose fence is longer than any backtick run in the text.
 
-Every rendered ``.py`` file is compiled (parsed, and checked as the interpreter would before
-running it) before it is accepted, unless the caller lints it with ruff before accepting it
-(``mirc build`` does: ruff's parser refuses what ``compile`` refuses, syntax and module-level
-misuse alike, and it reads each file anyway).
+Rendering does not check the Python it makes: ``mirc build`` has ruff parse every fresh ``.py``
+file before it accepts the tree, and ruff's parser refuses what ``compile`` refuses, syntax and
+module-level misuse alike.
 """
 
 from __future__ import annotations
@@ -54,8 +53,8 @@ def pyliteral(value: Any, indent: int = 0) -> str:
     level is assumed to start that line).
 
     Each value is written by construction from its type (plain values only, checked on the way),
-    so the text evaluates back to ``value``; a property test holds it to that, and every file
-    the literal lands in is compiled before it is accepted.
+    so the text evaluates back to ``value``; a property test holds it to that, and ``mirc build``
+    has ruff parse every file the literal lands in before it is accepted.
     """
     flats: dict[int, str] = {}
     _flat(value, flats)
@@ -259,22 +258,9 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
     return env
 
 
-def render(
-    template: str,
-    context: dict[str, Any],
-    templates: Path | None = None,
-    compile_python: bool = True,
-) -> str:
-    """Render ``template`` with ``context``; a ``.py`` result must compile, unless
-    ``compile_python`` is False because the caller has ruff parse it before using it."""
+def render(template: str, context: dict[str, Any], templates: Path | None = None) -> str:
+    """Render ``template`` with ``context``."""
     try:
-        text = environment(templates).get_template(template).render(**context)
+        return environment(templates).get_template(template).render(**context)
     except jinja2.TemplateError as exc:
         raise RenderError(f"{template}: {exc}") from exc
-    if compile_python and template.endswith(".py.j2"):
-        try:
-            # compile() proves what ast.parse would, without building the Python-level tree
-            compile(text, template, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError) as exc:
-            raise RenderError(f"{template}: rendered Python does not parse: {exc}") from exc
-    return text
