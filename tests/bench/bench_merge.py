@@ -104,28 +104,16 @@ sd_mecha.merge(sd_mecha.deserialize(text.splitlines()), output=f"{folder}/out.sa
 """
 ).replace("CONFIG_NAME", CONFIG)
 
+# argv: the folder, the input names, and "end" (flush the output once, at the end, as a naive
+# copy does) or "flushing" (also flush it every 32 MB from a second thread, as mirc does).
 _FLOOR = """
-import os, sys
+import os, sys, threading
 from compiler.tensorfile import read_header
-folder, names = sys.argv[1], sys.argv[2]
+folder, names, flushing = sys.argv[1], sys.argv[2], sys.argv[3] == "flushing"
 headers = [read_header(f"{folder}/{n}.safetensors") for n in names]
 fds = [os.open(h.path, os.O_RDONLY) for h in headers]
 out = os.open(f"{folder}/out.safetensors", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
 buffer = memoryview(bytearray(max(info.nbytes for info in headers[0].tensors.values())))
-for key in headers[0].tensors:
-    for fd, header in zip(fds, headers):
-        begin, end = header.tensors[key].data_offsets
-        data = buffer[: end - begin]
-        os.preadv(fd, [data], header.data_start + begin)
-    os.write(out, data)
-os.fsync(out)
-"""
-
-# The same copy, flushing the output every 32 MB from a second thread as mirc does.
-_FLOOR_FLUSHING = (
-    _FLOOR.replace(
-        "for key in headers[0].tensors:",
-        """import threading
 written, wake, done = [0], threading.Condition(), [False]
 def flush():
     while True:
@@ -136,25 +124,25 @@ def flush():
             written[0] = 0
         os.fdatasync(out)
 flusher = threading.Thread(target=flush)
-flusher.start()
-for key in headers[0].tensors:""",
-    )
-    .replace(
-        "    os.write(out, data)",
-        """    os.write(out, data)
+if flushing:
+    flusher.start()
+for key in headers[0].tensors:
+    for fd, header in zip(fds, headers):
+        begin, end = header.tensors[key].data_offsets
+        data = buffer[: end - begin]
+        os.preadv(fd, [data], header.data_start + begin)
+    os.write(out, data)
+    if flushing:
+        with wake:
+            written[0] += len(data)
+            wake.notify()
+if flushing:
     with wake:
-        written[0] += len(data)
-        wake.notify()""",
-    )
-    .replace(
-        "os.fsync(out)",
-        """with wake:
-    done[0] = True
-    wake.notify()
-flusher.join()
-os.fsync(out)""",
-    )
-)
+        done[0] = True
+        wake.notify()
+    flusher.join()
+os.fsync(out)
+"""
 
 
 _NUMPY = "import os; os.environ.setdefault('OPENBLAS_NUM_THREADS', '1'); import numpy"  # as mirc
@@ -211,8 +199,8 @@ def _contenders(folder: Path, text: str) -> dict[str, list[str]]:
     return {
         "mirc": [*mirc, "--threads", "2"],
         "sd-mecha": [python, "-c", _SD_MECHA, str(folder)],
-        "floor": [python, "-c", _FLOOR, str(folder), models],
-        "floor flushing": [python, "-c", _FLOOR_FLUSHING, str(folder), models],
+        "floor": [python, "-c", _FLOOR, str(folder), models, "end"],
+        "floor flushing": [python, "-c", _FLOOR, str(folder), models, "flushing"],
         "python": [python, "-c", "pass"],
         "numpy": [python, "-c", _NUMPY],
     }
