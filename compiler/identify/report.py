@@ -116,8 +116,8 @@ def _table_shares(tensors: TensorTable) -> tuple[DtypeShare, ...]:
     """The dtype breakdown from the columns, a run of one dtype at a time: the serializer
     writes the tensors of each dtype together, so a file has a run or two."""
     dtypes, ends = tensors.dtypes, tensors.ends
-    if dtypes and dtypes.count(dtypes[0]) == len(dtypes):  # one dtype: the whole data region
-        return (_share(dtypes[0], len(dtypes), ends[-1]),)
+    if tensors.sole_dtype is not None:  # one dtype: the whole data region
+        return (_share(tensors.sole_dtype, len(dtypes), ends[-1]),)
     nbytes: dict[str, int] = {}
     counts: Counter[str] = Counter()
     start = 0

@@ -105,12 +105,13 @@ def _read_entries(entries: str, data_length: int) -> TensorTable | None:
         if pieces[place::10].count(fixed) != count:
             return None
     names, spellings, offsets = pieces[1::10], pieces[8::10], pieces[10::10]
-    dtypes = _dtype_column(pieces[5::10])
+    column = _dtype_column(pieces[5::10])
     del pieces  # most pieces are the fixed ones: freed at once
     name_set = frozenset(names)
-    if len(name_set) != count or METADATA_KEY in name_set or not _plain(names) or not dtypes:
+    if len(name_set) != count or METADATA_KEY in name_set or not _plain(names) or not column:
         return None
-    laid_out = _lay_out(dtypes, spellings, data_length)
+    dtypes, sole = column
+    laid_out = _lay_out(dtypes, sole, spellings, data_length)
     if laid_out is None or not _offsets_match(offsets, laid_out[1]):
         return None
     return TensorTable(names, dtypes, *laid_out, name_set, plain_names=True)
@@ -137,15 +138,16 @@ def forget_layouts() -> None:
     _layouts.clear()
 
 
-def _dtype_column(dtypes: list[str]) -> list[str] | None:
+def _dtype_column(dtypes: list[str]) -> tuple[list[str], str | None] | None:
     """Each tensor's dtype as the one string object of that dtype (so that a column of one
-    dtype is counted by identity), or None if one is not for this path."""
+    dtype is counted by identity), and that dtype when it is the only one; None if a dtype is
+    not for this path."""
     first = _DTYPES.get(dtypes[0])
     if first is not None and dtypes.count(first) == len(dtypes):  # one dtype: the usual case
-        return [first] * len(dtypes)
+        return [first] * len(dtypes), first
     if not _DTYPES.keys() >= set(dtypes):
         return None
-    return list(map(_DTYPES.__getitem__, dtypes))
+    return list(map(_DTYPES.__getitem__, dtypes)), None
 
 
 def _metadata(text: str) -> tuple[dict[str, str], int] | None:
@@ -179,7 +181,7 @@ def _plain(names: list[str]) -> bool:
 
 
 def _lay_out(
-    dtypes: list[str], spellings: list[str], data_length: int
+    dtypes: list[str], sole: str | None, spellings: list[str], data_length: int
 ) -> tuple[list[ShapeInfo], list[int]] | None:
     """Each tensor's shape, and the running end offsets of tensors of those shapes and dtypes.
 
@@ -193,8 +195,8 @@ def _lay_out(
         if not _learn(memo, set(spellings)):
             return None
         shapes = list(map(memo.__getitem__, spellings))
-    if dtypes.count(dtypes[0]) == len(dtypes):  # one dtype: its sizes by spelling
-        ends = _ends(_WIDTH[dtypes[0]], spellings)
+    if sole is not None:  # one dtype: its sizes by spelling
+        ends = _ends(_WIDTH[sole], spellings)
     else:
         sizes = map(mul, map(_ELEMENTS, shapes), map(_WIDTH.__getitem__, dtypes))
         ends = list(accumulate(sizes, initial=0))

@@ -119,8 +119,8 @@ def _table_digests(tensors: TensorTable) -> tuple[str, str]:
     pieces[0::2] = names
     pieces[1::2] = map(_PLAIN_TAIL, shapes)
     plain = "".join(pieces)
-    if count and dtypes.count(dtypes[0]) == count:  # one dtype: it and the line's end, one piece
-        pieces = [dtypes[0] + _TYPED_TAIL] * (3 * count)
+    if tensors.sole_dtype is not None:  # one dtype: it and the line's end, one piece
+        pieces = [tensors.sole_dtype + _TYPED_TAIL] * (3 * count)
         pieces[0::3] = names
         pieces[1::3] = map(_TYPED_HEAD, shapes)
     else:

@@ -176,6 +176,11 @@ class TensorTable(Mapping[str, TensorInfo]):
         return self._dtypes
 
     @property
+    def sole_dtype(self) -> str | None:
+        """The dtype of every tensor when they share one (the usual case), else None."""
+        return self.derived("sole dtype", lambda: _sole(self._dtypes))
+
+    @property
     def shapes(self) -> Sequence[ShapeInfo]:
         """Each tensor's shape, in file order."""
         return self._shapes
@@ -291,3 +296,7 @@ def tensor_nbytes(name: str, dtype: str, shape: tuple[int, ...], pos: int | None
         message = f"tensor {name!r}: {count} {dtype} elements do not fill a whole number of bytes"
         raise LayoutProblem("safetensors-misaligned", message, pos)
     return bits // 8
+
+
+def _sole(dtypes: Sequence[str]) -> str | None:
+    return dtypes[0] if dtypes and dtypes.count(dtypes[0]) == len(dtypes) else None
