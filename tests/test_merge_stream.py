@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import platform
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +50,95 @@ def _torch(values: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(values.copy())
 
 
-def test_every_float16_widens_as_torch_does() -> None:
+def _cpu_has_f16c() -> bool:
+    if platform.machine() not in {"x86_64", "AMD64"}:
+        return False
+    flags = Path("/proc/cpuinfo").read_text().split()
+    return "f16c" in flags and "avx" in flags
+
+
+@pytest.fixture(params=["numpy", "F16C"])
+def conversions(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """float16 converted by numpy operations, then by the C extension's F16C instructions."""
+    if request.param == "F16C" and not floats.F16C:
+        assert not _cpu_has_f16c() or not shutil.which("cc")  # see the test below
+        pytest.skip("no F16C conversions on this machine")
+    monkeypatch.setattr(floats, "F16C", request.param == "F16C")
+    return str(request.param)
+
+
+def test_the_f16c_extension_is_built_where_it_can_be() -> None:
+    """An install on an x86-64 CPU with F16C and a C compiler builds and uses the extension,
+    whose source compiles without a warning."""
+    cc = shutil.which("cc")
+    buildable = _cpu_has_f16c() and cc is not None
+    assert floats.F16C is buildable
+    if cc is not None:
+        assert elementwise.NATIVE_FMA
+        include = sysconfig.get_paths()["include"]
+        source = Path(floats.__file__).with_name("_kernels.c")
+        flags = ["-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-std=c11", "-pedantic"]
+        done = subprocess.run(
+            [cc, *flags, f"-I{include}", str(source)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+
+
+def test_the_f16c_extension_refuses_buffers_that_do_not_match() -> None:
+    if not floats.F16C:
+        pytest.skip("no F16C conversions on this machine")
+    from compiler.merge import _kernels
+
+    with pytest.raises(ValueError, match="do not hold the same number of elements"):
+        _kernels.widen(np.zeros(4, np.uint16), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="do not hold the same number of elements"):
+        _kernels.narrow(np.zeros(3, np.uint8), np.zeros(3, np.uint8))
+    with pytest.raises(TypeError):
+        _kernels.narrow(np.zeros(4, np.float32), b"12345678")  # not writable
+    halves = np.zeros(5, np.uint16)
+    _kernels.narrow(np.array([1, 2, 0.5, -0.0, 65520], np.float32), halves)  # a scalar tail
+    assert halves.tolist() == [0x3C00, 0x4000, 0x3800, 0x8000, 0x7C00]
+
+
+@pytest.fixture(params=["native", "float64"])
+def fma(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Fused multiply-adds by the C extension, then by numpy's float64 products."""
+    if request.param == "native" and not elementwise.NATIVE_FMA:
+        assert not shutil.which("cc")  # see test_the_f16c_extension_is_built_where_it_can_be
+        pytest.skip("mirc was installed without its C extension")
+    monkeypatch.setattr(elementwise, "NATIVE_FMA", request.param == "native")
+    return str(request.param)
+
+
+def test_the_native_fma_rounds_once_where_float64_products_round_twice(fma: str) -> None:
+    """x * y + z = 1 + 2**-24 + 4688 * 2**-70: float64 rounds it to 1 + 2**-24, halfway between
+    two float32 values, and then to even (1.0); torch's one rounding gives 1 + 2**-23."""
+    x = np.full(40, (1 + 2896 * 2**-23) * 2**-24, np.float32)  # 40: vectors and a tail
+    y, z = np.float32(1 - 2895 * 2**-23), np.ones(40, np.float32)
+    scratch = elementwise.Scratch(np.empty(40, np.float64), np.empty(40, np.float64))
+    ours = np.empty(40, np.float32)
+    elementwise.fused_multiply_add(x, y, z, ours, scratch)
+    theirs = torch.from_numpy(z).addcmul(torch.from_numpy(x), torch.tensor(y)).numpy()
+    assert set(theirs.tolist()) == {1 + 2**-23}
+    assert np.array_equal(ours, theirs) == (fma == "native")
+
+
+def test_the_native_fma_refuses_buffers_that_do_not_match() -> None:
+    if not elementwise.NATIVE_FMA:
+        pytest.skip("mirc was installed without its C extension")
+    from compiler.merge import _kernels
+
+    floats32 = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="not float32 arrays of one length"):
+        _kernels.fma(floats32, 2.0, np.zeros(3, np.float32), floats32)
+    with pytest.raises(TypeError):
+        _kernels.fma(floats32, 2.0, floats32, bytes(16))  # not writable
+
+
+def test_every_float16_widens_as_torch_does(conversions: str) -> None:
     bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
-    ours = np.empty(len(bits), np.float32)
-    floats.half_to_float(bits, ours, np.empty(len(bits), np.uint16))
+    out = np.empty(len(bits), np.float32)
+    ours = floats.widen(bits.view(np.uint8), "F16", out, np.empty(len(bits), np.uint16))
     theirs = torch.from_numpy(bits.view(np.int16)).view(torch.float16).float().numpy()
     assert np.array_equal(ours.view(np.uint32), theirs.view(np.uint32))
 
@@ -69,7 +157,7 @@ def test_bfloat16_and_float64_widen_as_torch_does() -> None:
 
 
 @pytest.mark.parametrize("kind", ["random bits", "weights", "half subnormals", "rounding to inf"])
-def test_float32_narrows_to_float16_as_torch_does(kind: str) -> None:
+def test_float32_narrows_to_float16_as_torch_does(kind: str, conversions: str) -> None:
     rng = np.random.default_rng(1)
     count = 1 << 18
     if kind == "random bits":  # every exponent, NaNs with payloads, infinities
@@ -89,7 +177,7 @@ def test_float32_narrows_to_float16_as_torch_does(kind: str) -> None:
 
 @pytest.mark.parametrize("method", sorted(elementwise.ELEMENTWISE))
 @pytest.mark.parametrize("alpha", WEIGHTS)
-def test_elementwise_methods_give_torch_bits(method: str, alpha: float) -> None:
+def test_elementwise_methods_give_torch_bits(method: str, alpha: float, fma: str) -> None:
     count = 50_003  # not a multiple of any vector width: torch's scalar tail is checked too
     a, b, c = (_float16_values(count, seed).astype(np.float32) for seed in (1, 2, 3))
     numpy_args: dict[str, elementwise.Value] = {"a": a, "b": b, "alpha": np.float32(alpha)}
@@ -142,7 +230,9 @@ def _keyed(options: MergeOptions) -> None:
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 @pytest.mark.parametrize("dtype", ["fp16", "fp32"])
-def test_both_engines_write_the_same_bytes(recipe: str, dtype: str, tmp_path: Path) -> None:
+def test_both_engines_write_the_same_bytes(
+    recipe: str, dtype: str, conversions: str, fma: str, tmp_path: Path
+) -> None:
     _write_mixed(tmp_path)
     (tmp_path / "r.mecha").write_text(RECIPES[recipe], encoding="utf-8")
     numpy_out, torch_out = tmp_path / "numpy.safetensors", tmp_path / "torch.safetensors"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,8 @@ def test_wheel_install_carries_spec_and_templates(tmp_path: Path) -> None:
         "print(r.data_dir('spec')); print(r.data_dir('templates'));"
         "print(sorted(t.load_taxonomy().architectures)[:2])"
     )
+    if shutil.which("cc"):  # the wheel carries the merge engine's C extension, built for it
+        probe += ";import compiler.merge._kernels as k; print(k.__file__)"
     away = tmp_path / "elsewhere"
     away.mkdir()
     done = subprocess.run(
@@ -80,10 +83,13 @@ def test_wheel_install_carries_spec_and_templates(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    spec, templates, archs = done.stdout.splitlines()
+    spec, templates, archs, *kernels = done.stdout.splitlines()
     assert spec.startswith(str(target)) and spec.endswith("compiler/_bundled/spec")
     assert templates.endswith("compiler/_bundled/templates")
     assert archs == "['aet', 'art']"
+    if kernels:
+        assert kernels[0].startswith(str(target / "compiler" / "merge" / "_kernels."))
+        assert "-linux_" in wheel.name or sys.platform != "linux"  # a platform wheel
 
 
 def test_module_map_names_modules_that_exist() -> None:

@@ -7,12 +7,14 @@ The methods that combine tensors element by element with constant weights (``wei
 
 - ``torch.lerp`` computes ``fma(w, b - a, a)`` for ``|w| < 0.5`` and ``fma(w - 1, b - a, b)``
   otherwise, and ``Tensor.addcmul`` computes ``fma(b, alpha, a)``: one rounding of the exact
-  ``x * y + z``. numpy has no fused multiply-add, so the product is formed in float64 (exact:
-  24 + 24 bits fit in 53), the sum rounded to float64 and then to float32. That equals torch's
-  single rounding except when the float64 sum falls exactly halfway between two float32 values
-  while the exact sum does not — bits below the 53rd of the sum, a chance near 2**-29 per
-  element — and then the two differ by one float32 unit. Rounding the product and the sum
-  separately in float32 instead would differ from torch in about a fifth of all elements.
+  ``x * y + z``. numpy has no fused multiply-add; mirc's C extension ``_kernels`` has one (the
+  CPU's FMA instructions, or C's ``fmaf``), used where it was built (:data:`NATIVE_FMA`).
+  Without it the product is formed in float64 (exact: 24 + 24 bits fit in 53), the sum rounded
+  to float64 and then to float32. That equals torch's single rounding except when the float64
+  sum falls exactly halfway between two float32 values while the exact sum does not — bits
+  below the 53rd of the sum, a chance near 2**-29 per element — and then the two differ by one
+  float32 unit. Rounding the product and the sum separately in float32 instead would differ
+  from torch in about a fifth of all elements.
 - a subtraction or a product with one rounding is the same operation in both.
 
 Arguments arrive as float32 chunks, constants as float32 scalars; a method writes into ``out``
@@ -27,6 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+try:
+    from compiler.merge import _kernels
+except ImportError:  # installed without a C compiler: products in float64 instead
+    NATIVE_FMA = False
+else:
+    NATIVE_FMA = True
 
 Floats = NDArray[np.float32]
 Wide = NDArray[np.float64]
@@ -62,16 +71,14 @@ def _is(alpha: np.float32, value: float) -> bool:
 
 
 def fused_multiply_add(x: Floats, y: np.float32, z: Floats, out: Floats, scratch: Scratch) -> None:
-    """``out = x * y + z`` with torch's single rounding (see the module docstring)."""
-    count = len(out)
-    np.copyto(scratch.product[:count], x)
-    _finish(y, z, out, scratch)
-
-
-def _finish(y: np.float32, z: Floats, out: Floats, scratch: Scratch) -> None:
-    """``out = product * y + z``, the product's first factor already in ``scratch.product``."""
+    """``out = x * y + z`` with torch's single rounding (see the module docstring); ``x`` may
+    lie in ``scratch.addend``, and ``out`` may be ``x`` or ``z``."""
+    if NATIVE_FMA:
+        _kernels.fma(x.data, float(y), z.data, out.data)
+        return
     count = len(out)
     product, addend = scratch.product[:count], scratch.addend[:count]
+    np.copyto(product, x)
     np.multiply(product, np.float64(y), out=product)
     np.copyto(addend, z)
     np.add(product, addend, out=product)
@@ -82,13 +89,12 @@ def lerp(a: Floats, b: Floats, weight: np.float32, out: Floats, scratch: Scratch
     """``torch.lerp(a, b, weight)`` (``a``, ``b`` float32, ``weight`` a float32 scalar);
     ``out`` may be ``a`` or ``b``."""
     count = len(out)
-    difference = scratch.addend.view(np.float32)[:count]  # free until _finish fills it
+    difference = scratch.addend.view(np.float32)[:count]
     np.subtract(b, a, out=difference)
-    np.copyto(scratch.product[:count], difference)
     if abs(weight) < 0.5:
-        _finish(weight, a, out, scratch)
+        fused_multiply_add(difference, weight, a, out, scratch)
     else:
-        _finish(np.float32(weight - np.float32(1)), b, out, scratch)
+        fused_multiply_add(difference, np.float32(weight - np.float32(1)), b, out, scratch)
 
 
 def weighted_sum(args: Mapping[str, Value], out: Floats, scratch: Scratch) -> Floats:

@@ -41,7 +41,7 @@ from compiler.tensorfile import SafetensorsHeader
 from compiler.tensorfile.positioned import read_at, write_at
 
 SYNC_BYTES = 32 << 20  # written bytes between flushes to disk while merging
-CHUNK = 1 << 17  # elements: the buffers of a chunk stay in the CPU cache, numpy calls stay few
+CHUNK = 1 << 18  # elements: a chunk's buffers stay in the CPU's cache, Python calls stay few
 Progress = Callable[[int, int], None]  # (tensors finished, bytes written) since the last call
 
 # per expression: a model line (its input index) or a method with its arguments, where an int

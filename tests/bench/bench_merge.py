@@ -226,7 +226,7 @@ def run() -> list[str]:
         scaled = f"scaled 1/{SCALE} per large dimension" if SCALE != 1 else _family(folder)
         lines = [
             f"merge: SD1.x ldm layout {scaled}, {size / 1e6:.0f} MB per model; "
-            f"whole processes, best of {ROUNDS}"
+            f"whole processes, best of {ROUNDS}; {_kernels()}"
         ]
         for recipe, text in RECIPES.items():
             got = _best(folder, _contenders(folder, text))
@@ -250,6 +250,17 @@ def run() -> list[str]:
                 f"{(numpy - python) / floor['wall']:.2f}x floor"
             )
         return lines
+
+
+def _kernels() -> str:
+    """What mirc's numpy engine computes with: its C extension, or numpy alone."""
+    from compiler.merge import elementwise, floats
+
+    if floats.F16C and elementwise.NATIVE_FMA:
+        return "mirc converts float16 with F16C and fuses multiply-adds (its C extension)"
+    if elementwise.NATIVE_FMA:
+        return "mirc fuses multiply-adds in C, converts float16 with numpy (no F16C)"
+    return "mirc computes with numpy alone (installed without its C extension)"
 
 
 def _family(folder: Path) -> str:

@@ -1,0 +1,79 @@
+"""Builds mirc's one C extension, ``compiler.merge._kernels`` (float16 conversion with F16C and
+a fused multiply-add for ``mirc merge``), while hatchling builds the wheel.
+
+setuptools' ``build_ext`` does the compiling, so that every platform's compiler and flags are
+its business. The extension is optional: where no C compiler or no Python headers are found,
+the build warns and goes on, and ``mirc merge`` computes with numpy alone (slower, same bits).
+An editable install builds it into the source tree, where the checkout imports it from; a
+wheel carries it as ``compiler/merge/_kernels.<platform suffix>``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+NAME = "compiler.merge._kernels"
+SOURCE = "compiler/merge/_kernels.c"
+
+
+class HalfconvBuildHook(BuildHookInterface):  # type: ignore[type-arg]
+    PLUGIN_NAME = "custom"
+
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if self.target_name != "wheel":
+            return
+        editable = version == "editable"
+        scratch = Path(tempfile.mkdtemp(prefix="mirc-build-ext-"))
+        built = _build(Path(self.root), scratch, inplace=editable)
+        if built is None:
+            print(
+                f"warning: {NAME} was not built (no C compiler or Python headers?); "
+                "mirc merge will convert float16 with numpy, which is slower",
+                file=sys.stderr,
+            )
+            return
+        if not editable:
+            target = built.relative_to(scratch).as_posix()
+            build_data["force_include"][str(built)] = target
+            build_data["pure_python"] = False
+            build_data["infer_tag"] = True
+
+
+def _build(root: Path, scratch: Path, *, inplace: bool) -> Path | None:
+    """Compile the extension (into the source tree when ``inplace``, else under ``scratch``);
+    its path, or None when it could not be built."""
+    from setuptools import Distribution, Extension
+    from setuptools.command.build_ext import build_ext
+
+    libraries = [] if sys.platform.startswith("win") else ["m"]  # fmaf
+    extension = Extension(
+        NAME, [SOURCE], optional=True, extra_compile_args=_flags(), libraries=libraries
+    )
+    command = build_ext(Distribution({"name": "mirc", "ext_modules": [extension]}))
+    command.inplace = inplace
+    command.force = True
+    command.build_lib = str(scratch)
+    command.build_temp = str(scratch / "temp")
+    command.ensure_finalized()
+    previous = Path.cwd()
+    os.chdir(root)  # setuptools resolves the source and the in-place target from here
+    try:
+        path = root / command.get_ext_fullpath(NAME)
+        path.unlink(missing_ok=True)  # a failed build must not leave an older one in use
+        command.run()
+    finally:
+        os.chdir(previous)
+    return path if path.exists() else None
+
+
+def _flags() -> list[str]:
+    """-O2 for gcc and clang (MSVC takes none: the F16C code is for those two)."""
+    compiler = str(sysconfig.get_config_var("CC") or "")
+    return ["-O2"] if compiler and not sys.platform.startswith("win") else []
