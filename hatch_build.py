@@ -1,5 +1,5 @@
-"""Builds mirc's one C extension, ``compiler.merge._kernels`` (float16 conversion with F16C and
-a fused multiply-add for ``mirc merge``), while hatchling builds the wheel.
+"""Builds mirc's one C extension, ``compiler.merge._kernels`` (``mirc merge``'s elementwise
+kernels, with F16C and FMA), while hatchling builds the wheel.
 
 setuptools' ``build_ext`` does the compiling, so that every platform's compiler and flags are
 its business. The extension is optional: where no C compiler or no Python headers are found,

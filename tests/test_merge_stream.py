@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from compiler.merge import elementwise, floats, methods
+from compiler.merge import elementwise, methods
 from compiler.merge.engine import MergeOptions, merge_recipe, plan_merge
 from compiler.merge.keyed import keyed_merge
 from compiler.merge.output import OutputFile
@@ -50,33 +51,38 @@ def _torch(values: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(values.copy())
 
 
-def _cpu_has_f16c() -> bool:
+def _cpu_runs_the_fused_kernels() -> bool:
     if platform.machine() not in {"x86_64", "AMD64"}:
         return False
     flags = Path("/proc/cpuinfo").read_text().split()
-    return "f16c" in flags and "avx" in flags
+    return all(flag in flags for flag in ("avx2", "fma", "f16c"))
 
 
-@pytest.fixture(params=["numpy", "F16C"])
-def conversions(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """float16 converted by numpy operations, then by the C extension's F16C instructions."""
-    if request.param == "F16C" and not floats.F16C:
-        assert not _cpu_has_f16c() or not shutil.which("cc")  # see the test below
-        pytest.skip("no F16C conversions on this machine")
-    monkeypatch.setattr(floats, "F16C", request.param == "F16C")
+ENGINES = ["fused", "numpy", "numpy float64"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Kernels run by the C extension's fused loop; then by numpy with the extension's fma;
+    then by numpy alone (float64 products), as an install without a C compiler runs them."""
+    fused, native_fma = request.param == "fused", request.param != "numpy float64"
+    if (fused and not elementwise.FUSED) or (native_fma and not elementwise.NATIVE_FMA):
+        assert not (shutil.which("cc") and _cpu_runs_the_fused_kernels())  # see the next test
+        pytest.skip(f"mirc's C extension cannot run {request.param!r} kernels here")
+    monkeypatch.setattr(elementwise, "FUSED", fused)
+    monkeypatch.setattr(elementwise, "NATIVE_FMA", native_fma)
     return str(request.param)
 
 
-def test_the_f16c_extension_is_built_where_it_can_be() -> None:
-    """An install on an x86-64 CPU with F16C and a C compiler builds and uses the extension,
-    whose source compiles without a warning."""
+def test_the_c_extension_is_built_where_it_can_be() -> None:
+    """An install with a C compiler builds the extension (its source compiles without a
+    warning); on an x86-64 CPU with AVX2, FMA and F16C, its fused kernels run the merges."""
     cc = shutil.which("cc")
-    buildable = _cpu_has_f16c() and cc is not None
-    assert floats.F16C is buildable
+    assert elementwise.FUSED is (cc is not None and _cpu_runs_the_fused_kernels())
     if cc is not None:
         assert elementwise.NATIVE_FMA
         include = sysconfig.get_paths()["include"]
-        source = Path(floats.__file__).with_name("_kernels.c")
+        source = Path(elementwise.__file__).with_name("_kernels.c")
         flags = ["-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-std=c11", "-pedantic"]
         done = subprocess.run(
             [cc, *flags, f"-I{include}", str(source)], capture_output=True, text=True
@@ -84,82 +90,44 @@ def test_the_f16c_extension_is_built_where_it_can_be() -> None:
         assert done.returncode == 0, done.stderr
 
 
-def test_the_f16c_extension_refuses_buffers_that_do_not_match() -> None:
-    if not floats.F16C:
-        pytest.skip("no F16C conversions on this machine")
-    from compiler.merge import _kernels
-
-    with pytest.raises(ValueError, match="do not hold the same number of elements"):
-        _kernels.widen(np.zeros(4, np.uint16), np.zeros(3, np.float32))
-    with pytest.raises(ValueError, match="do not hold the same number of elements"):
-        _kernels.narrow(np.zeros(3, np.uint8), np.zeros(3, np.uint8))
-    with pytest.raises(TypeError):
-        _kernels.narrow(np.zeros(4, np.float32), b"12345678")  # not writable
-    halves = np.zeros(5, np.uint16)
-    _kernels.narrow(np.array([1, 2, 0.5, -0.0, 65520], np.float32), halves)  # a scalar tail
-    assert halves.tolist() == [0x3C00, 0x4000, 0x3800, 0x8000, 0x7C00]
+def _run(kernel: elementwise.Kernel, inputs: list[np.ndarray], count: int) -> np.ndarray:
+    """The stored bytes ``kernel`` gives for ``inputs``, by the engine the fixture chose."""
+    raws = [np.ascontiguousarray(values).view(np.uint8) for values in inputs]
+    out = np.empty(4 * count, np.uint8)
+    if elementwise.FUSED:
+        return elementwise.evaluate(kernel, raws, count, out).copy()
+    space = elementwise.Workspace(kernel.registers, count)
+    return elementwise.execute(kernel, raws, count, out, space).copy()
 
 
-@pytest.fixture(params=["native", "float64"])
-def fma(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Fused multiply-adds by the C extension, then by numpy's float64 products."""
-    if request.param == "native" and not elementwise.NATIVE_FMA:
-        assert not shutil.which("cc")  # see test_the_f16c_extension_is_built_where_it_can_be
-        pytest.skip("mirc was installed without its C extension")
-    monkeypatch.setattr(elementwise, "NATIVE_FMA", request.param == "native")
-    return str(request.param)
+def _conversion(load: str, store: str) -> elementwise.Kernel:
+    builder = elementwise.Builder()
+    return builder.store(builder.load(load), store)
 
 
-def test_the_native_fma_rounds_once_where_float64_products_round_twice(fma: str) -> None:
-    """x * y + z = 1 + 2**-24 + 4688 * 2**-70: float64 rounds it to 1 + 2**-24, halfway between
-    two float32 values, and then to even (1.0); torch's one rounding gives 1 + 2**-23."""
-    x = np.full(40, (1 + 2896 * 2**-23) * 2**-24, np.float32)  # 40: vectors and a tail
-    y, z = np.float32(1 - 2895 * 2**-23), np.ones(40, np.float32)
-    scratch = elementwise.Scratch(np.empty(40, np.float64), np.empty(40, np.float64))
-    ours = np.empty(40, np.float32)
-    elementwise.fused_multiply_add(x, y, z, ours, scratch)
-    theirs = torch.from_numpy(z).addcmul(torch.from_numpy(x), torch.tensor(y)).numpy()
-    assert set(theirs.tolist()) == {1 + 2**-23}
-    assert np.array_equal(ours, theirs) == (fma == "native")
-
-
-def test_the_native_fma_refuses_buffers_that_do_not_match() -> None:
-    if not elementwise.NATIVE_FMA:
-        pytest.skip("mirc was installed without its C extension")
-    from compiler.merge import _kernels
-
-    floats32 = np.zeros(4, np.float32)
-    with pytest.raises(ValueError, match="not float32 arrays of one length"):
-        _kernels.fma(floats32, 2.0, np.zeros(3, np.float32), floats32)
-    with pytest.raises(TypeError):
-        _kernels.fma(floats32, 2.0, floats32, bytes(16))  # not writable
-
-
-def test_every_float16_widens_as_torch_does(conversions: str) -> None:
+def test_every_float16_widens_as_torch_does(engine: str) -> None:
     bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
-    out = np.empty(len(bits), np.float32)
-    ours = floats.widen(bits.view(np.uint8), "F16", out, np.empty(len(bits), np.uint16))
+    ours = _run(_conversion("F16", "F32"), [bits], len(bits)).view(np.float32)
     theirs = torch.from_numpy(bits.view(np.int16)).view(torch.float16).float().numpy()
     assert np.array_equal(ours.view(np.uint32), theirs.view(np.uint32))
 
 
-def test_bfloat16_and_float64_widen_as_torch_does() -> None:
+def test_bfloat16_and_float64_widen_as_torch_does(engine: str) -> None:
     rng = np.random.default_rng(3)
-    halves = rng.integers(0, 1 << 16, 4096, dtype=np.uint16)
-    out, flags = np.empty(4096, np.float32), np.empty(4096, np.uint16)
-    ours = floats.widen(halves.view(np.uint8), "BF16", out, flags)
+    halves = rng.integers(0, 1 << 16, 4099, dtype=np.uint16)
+    ours = _run(_conversion("BF16", "F32"), [halves], 4099).view(np.float32)
     theirs = torch.from_numpy(halves.view(np.int16)).view(torch.bfloat16).float().numpy()
     assert np.array_equal(ours.view(np.uint32), theirs.view(np.uint32))
-    doubles = rng.standard_normal(4096) * 10.0 ** rng.integers(-50, 50, 4096)
+    doubles = rng.standard_normal(4099) * 10.0 ** rng.integers(-50, 50, 4099)
     with np.errstate(over="ignore"):
-        ours = floats.widen(doubles.view(np.uint8), "F64", out, flags)
+        ours = _run(_conversion("F64", "F32"), [doubles], 4099).view(np.float32)
     assert np.array_equal(ours, torch.from_numpy(doubles).float().numpy())
 
 
 @pytest.mark.parametrize("kind", ["random bits", "weights", "half subnormals", "rounding to inf"])
-def test_float32_narrows_to_float16_as_torch_does(kind: str, conversions: str) -> None:
+def test_float32_narrows_to_float16_as_torch_does(kind: str, engine: str) -> None:
     rng = np.random.default_rng(1)
-    count = 1 << 18
+    count = (1 << 18) + 5  # and a tail shorter than a vector
     if kind == "random bits":  # every exponent, NaNs with payloads, infinities
         words = rng.integers(0, 1 << 32, count, dtype=np.uint64).astype(np.uint32)
     elif kind == "weights":
@@ -169,35 +137,85 @@ def test_float32_narrows_to_float16_as_torch_does(kind: str, conversions: str) -
     else:  # 65504 … 65520 … 131072, ties included
         words = np.arange(0x477F0000, 0x477F0000 + count, dtype=np.uint32)
     values = words.view(np.float32)
-    ours = np.empty(2 * count, np.uint8)
-    got = floats.narrow(values, "F16", ours, np.empty(2 * count, np.uint32)).view(np.uint16)
+    with np.errstate(all="ignore"):
+        got = _run(_conversion("F32", "F16"), [values], count).view(np.uint16)
     theirs = torch.from_numpy(values.copy()).half().view(torch.int16).numpy().view(np.uint16)
     assert np.array_equal(got, theirs)
 
 
+def test_the_native_fma_rounds_once_where_float64_products_round_twice(engine: str) -> None:
+    """x * y + z = 1 + 2**-24 + 4688 * 2**-70: float64 rounds it to 1 + 2**-24, halfway between
+    two float32 values, and then to even (1.0); torch's one rounding gives 1 + 2**-23."""
+    x = np.full(40, (1 + 2896 * 2**-23) * 2**-24, np.float32)  # 40: vectors and a tail
+    y, z = np.float32(1 - 2895 * 2**-23), np.ones(40, np.float32)
+    builder = elementwise.Builder()
+    kernel = builder.store(builder.fma(builder.load("F32"), y, builder.load("F32")), "F32")
+    ours = _run(kernel, [x, z], 40).view(np.float32)
+    theirs = torch.from_numpy(z).addcmul(torch.from_numpy(x), torch.tensor(y)).numpy()
+    assert set(theirs.tolist()) == {1 + 2**-23}
+    assert np.array_equal(ours, theirs) == (engine != "numpy float64")
+
+
+def _code(*instructions: tuple[int, int, int, int, int]) -> bytes:
+    return array("i", [value for instruction in instructions for value in instruction]).tobytes()
+
+
+def test_the_c_extension_refuses_kernels_and_buffers_that_do_not_match() -> None:
+    if not elementwise.FUSED:
+        pytest.skip("mirc's C extension cannot run fused kernels here")
+    from compiler.merge import _kernels
+    from compiler.merge.elementwise import Op
+
+    load, store = (Op.LOAD_F16, 0, 0, 0, 0), (Op.STORE_F16, 0, 0, 0, 0)
+    halves, out = np.zeros(10, np.uint16), np.zeros(10, np.uint16)
+    _kernels.evaluate(_code(load, store), b"", (halves.data,), out.data, 10)
+    malformed = [
+        (_code((99, 0, 0, 0, 0), store), "instruction 0 of the program is malformed"),
+        (_code(store, load), "instruction 0 of the program is malformed"),  # a store not last
+        (_code((Op.LOAD_F16, 32, 0, 0, 0), store), "instruction 0"),  # no register 32
+        (_code((Op.LOAD_F16, 0, 1, 0, 0), store), "instruction 0"),  # no input 1
+        (_code(load, (Op.MUL, 1, 0, 0, 0), store), "instruction 1"),  # no constant 0
+        (_code(load, (Op.LOAD_F32, 1, 0, 0, 0), store), "instruction 1"),  # input 0 read twice
+        (b"", "the program is empty"),
+        (b"\0" * 7, "bad sizes"),
+    ]
+    for code, message in malformed:
+        with pytest.raises(ValueError, match=message):
+            _kernels.evaluate(code, b"", (halves.data,), out.data, 10)
+    with pytest.raises(ValueError, match="input 0 holds fewer than 11 elements"):
+        _kernels.evaluate(_code(load, store), b"", (halves.data,), np.zeros(11, np.uint16), 11)
+    with pytest.raises(ValueError, match="the output holds fewer than 10 elements"):
+        _kernels.evaluate(_code(load, store), b"", (halves.data,), np.zeros(9, np.uint16), 10)
+    with pytest.raises(TypeError):
+        _kernels.evaluate(_code(load, store), b"", (halves.data,), bytes(20), 10)  # read-only
+    with pytest.raises(TypeError):
+        _kernels.evaluate(_code(load, store), b"", (halves.data, 3), out.data, 10)
+    with pytest.raises(ValueError, match="not float32 arrays of one length"):
+        _kernels.fma(np.zeros(4, np.float32), 2.0, np.zeros(3, np.float32), out.data)
+
+
 @pytest.mark.parametrize("method", sorted(elementwise.ELEMENTWISE))
 @pytest.mark.parametrize("alpha", WEIGHTS)
-def test_elementwise_methods_give_torch_bits(method: str, alpha: float, fma: str) -> None:
+def test_elementwise_methods_give_torch_bits(method: str, alpha: float, engine: str) -> None:
     count = 50_003  # not a multiple of any vector width: torch's scalar tail is checked too
     a, b, c = (_float16_values(count, seed).astype(np.float32) for seed in (1, 2, 3))
-    numpy_args: dict[str, elementwise.Value] = {"a": a, "b": b, "alpha": np.float32(alpha)}
+    builder = elementwise.Builder()
+    ra, rb, rc = (builder.load("F32") for _ in range(3))
+    args: dict[str, elementwise.Value] = {"a": ra, "b": rb, "alpha": np.float32(alpha)}
     torch_args: dict[str, object] = {
         "a": _torch(a),
         "b": _torch(b),
         "alpha": torch.tensor(alpha, dtype=torch.float32),
     }
     if method == "n_average":
-        numpy_args = {"models": (a, b, c)}
+        args = {"models": (ra, rb, rc)}
         torch_args = {"models": (_torch(a), _torch(b), _torch(c))}
-    scratch = elementwise.Scratch(np.empty(count, np.float64), np.empty(count, np.float64))
-    out = np.empty(count, np.float32)
+    kernel = builder.store(elementwise.ELEMENTWISE[method](args, builder), "F32")
     with np.errstate(all="ignore"):
-        ours = elementwise.ELEMENTWISE[method](numpy_args, out, scratch)
+        ours = _run(kernel, [a, b, c], count)
     theirs = methods.METHODS[method](torch_args)
     assert theirs is not None
     assert np.array_equal(ours.view(np.uint32), theirs.numpy().view(np.uint32))
-    untouched = _float16_values(count, 1).astype(np.float32)
-    assert np.array_equal(a.view(np.uint32), untouched.view(np.uint32))
 
 
 def _write_mixed(folder: Path) -> None:
@@ -231,7 +249,7 @@ def _keyed(options: MergeOptions) -> None:
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 @pytest.mark.parametrize("dtype", ["fp16", "fp32"])
 def test_both_engines_write_the_same_bytes(
-    recipe: str, dtype: str, conversions: str, fma: str, tmp_path: Path
+    recipe: str, dtype: str, engine: str, tmp_path: Path
 ) -> None:
     _write_mixed(tmp_path)
     (tmp_path / "r.mecha").write_text(RECIPES[recipe], encoding="utf-8")
@@ -243,6 +261,24 @@ def test_both_engines_write_the_same_bytes(
     numpy_bytes, torch_bytes = numpy_out.read_bytes(), torch_out.read_bytes()
     title = b'"modelspec.title":"'
     assert numpy_bytes.replace(title + b"numpy", title + b"torch") == torch_bytes
+
+
+def test_a_kernel_too_large_for_the_c_loop_runs_in_numpy(tmp_path: Path) -> None:
+    """n_average of 17 models needs 49 registers, more than the C loop has (32)."""
+    names = "abcdefghijklmnopq"
+    write_models(tmp_path, names)
+    models = "".join(f'model "{name}"\n' for name in names)
+    average = 'merge "n_average" ' + " ".join(f"&{i}" for i in range(len(names)))
+    (tmp_path / "r.mecha").write_text(models + average, encoding="utf-8")
+    options = MergeOptions(tmp_path / "r.mecha", tmp_path / "numpy.safetensors", threads=2)
+    runs = plan_merge(options).runs
+    assert runs is not None and runs[0].kernel.registers > elementwise.MAX_REGISTERS
+    merge_recipe(options)
+    _keyed(dataclasses.replace(options, output=tmp_path / "torch.safetensors"))
+    ours = safetensors.torch.load_file(str(tmp_path / "numpy.safetensors"))
+    theirs = safetensors.torch.load_file(str(tmp_path / "torch.safetensors"))
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[key], theirs[key]) for key in ours)
 
 
 def test_the_numpy_engine_streams_runs_in_small_chunks(tmp_path: Path) -> None:

@@ -1,22 +1,24 @@
-/* The two things mirc merge's numpy engine needs and numpy lacks, over whole buffers:
+/* What mirc merge's numpy engine needs and numpy lacks (compiler/merge/elementwise.py):
  *
- * - float16 <-> float32 conversion with the CPU's F16C instructions. numpy's own float16
- *   casts convert one element at a time; torch converts with these same instructions
- *   (VCVTPH2PS / VCVTPS2PH) but costs a second of import. Rounding is to nearest even; NaNs
- *   come out quiet with their payload kept (its top bits when narrowing), as the instructions
- *   (and so torch) make them. On a CPU without F16C, or a build not for x86-64, f16c() is
- *   false and mirc converts with numpy operations instead (compiler/merge/floats.py).
- * - a fused multiply-add, x * y + z with one rounding, as torch's lerp and addcmul compute it:
- *   the FMA instructions where the CPU has them, C's fmaf (also one rounding) elsewhere.
+ * - evaluate(): a compiled elementwise program (loads of stored inputs, float32 subtractions,
+ *   products and fused multiply-adds, a store) run over a chunk a block of BLOCK elements at a
+ *   time, so that every intermediate stays in the CPU's first cache, where numpy would make a
+ *   pass over memory per operation. float16 is converted by the F16C instructions
+ *   (VCVTPH2PS / VCVTPS2PH), which torch converts with too: rounding to nearest even, NaNs
+ *   quiet with their payload kept (its top bits when narrowing). numpy's own float16 casts run
+ *   one element at a time. x86-64 with AVX2, FMA and F16C only (fused() says whether);
+ *   elsewhere mirc runs the same programs in numpy.
+ * - fma(): x * y + z with one rounding over whole arrays, as torch's lerp and addcmul compute
+ *   it, for numpy's runs of programs: the FMA instructions, or C's fmaf (also one rounding).
  *
- * Each call releases the interpreter lock while it runs, so that the engine's worker threads
- * convert and compute in parallel.
+ * Both release the interpreter lock while they compute, so that the engine's worker threads
+ * run in parallel.
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <stdint.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -24,82 +26,180 @@
 #define KERNELS_X86 1
 #endif
 
+/* elementwise.Op */
+enum {
+    LOAD_F16,
+    LOAD_BF16,
+    LOAD_F32,
+    LOAD_F64,
+    SUB,
+    MUL,
+    FMA,
+    ZERO,
+    STORE_F16,
+    STORE_F32,
+    OPS
+};
+
+#define MAX_REGISTERS 32 /* elementwise.MAX_REGISTERS */
+#define MAX_INPUTS 64
+#define BLOCK 512 /* elements: MAX_REGISTERS blocks of float32 are 64 KB */
+
+typedef struct {
+    int32_t op, dst, a, b, c;
+} Instruction;
+
+static const Py_ssize_t WIDTH[OPS] = {2, 2, 4, 8, 0, 0, 0, 0, 2, 4};
+
+static void
+fma_scalar(const float *x, float y, const float *z, float *out, Py_ssize_t count)
+{
+    for (Py_ssize_t i = 0; i < count; i++) {
+        out[i] = fmaf(x[i], y, z[i]);
+    }
+}
+
 #ifdef KERNELS_X86
 
-__attribute__((target("avx,f16c"))) static void
-widen_f16c(const uint16_t *src, float *dst, Py_ssize_t count)
-{
-    Py_ssize_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-        __m128i low = _mm_loadu_si128((const __m128i *)(src + i));
-        __m128i high = _mm_loadu_si128((const __m128i *)(src + i + 8));
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(low));
-        _mm256_storeu_ps(dst + i + 8, _mm256_cvtph_ps(high));
-    }
-    if (i < count) {
-        uint16_t in[16] = {0};
-        float out[16];
-        memcpy(in, src + i, (size_t)(count - i) * sizeof(uint16_t));
-        _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)in)));
-        _mm256_storeu_ps(out + 8, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(in + 8))));
-        memcpy(dst + i, out, (size_t)(count - i) * sizeof(float));
-    }
-}
-
+#define TARGET __attribute__((target("avx2,fma,f16c")))
 #define ROUND_EVEN (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 
-__attribute__((target("avx,f16c"))) static void
-narrow_f16c(const float *src, uint16_t *dst, Py_ssize_t count)
+static int
+has_avx2_fma_f16c(void)
 {
-    Py_ssize_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-        __m256 low = _mm256_loadu_ps(src + i);
-        __m256 high = _mm256_loadu_ps(src + i + 8);
-        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(low, ROUND_EVEN));
-        _mm_storeu_si128((__m128i *)(dst + i + 8), _mm256_cvtps_ph(high, ROUND_EVEN));
-    }
-    if (i < count) {
-        float in[16] = {0};
-        uint16_t out[16];
-        memcpy(in, src + i, (size_t)(count - i) * sizeof(float));
-        _mm_storeu_si128((__m128i *)out, _mm256_cvtps_ph(_mm256_loadu_ps(in), ROUND_EVEN));
-        _mm_storeu_si128((__m128i *)(out + 8), _mm256_cvtps_ph(_mm256_loadu_ps(in + 8), ROUND_EVEN));
-        memcpy(dst + i, out, (size_t)(count - i) * sizeof(uint16_t));
-    }
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+           && __builtin_cpu_supports("f16c");
 }
 
-__attribute__((target("avx2,fma"))) static void
+TARGET static void
 fma_avx2(const float *x, float y, const float *z, float *out, Py_ssize_t count)
 {
     __m256 factor = _mm256_set1_ps(y);
     Py_ssize_t i = 0;
     for (; i + 8 <= count; i += 8) {
-        __m256 product = _mm256_loadu_ps(x + i);
-        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(product, factor, _mm256_loadu_ps(z + i)));
+        __m256 sum = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), factor, _mm256_loadu_ps(z + i));
+        _mm256_storeu_ps(out + i, sum);
     }
-    for (; i < count; i++) {
-        out[i] = fmaf(x[i], y, z[i]);
+    fma_scalar(x + i, y, z + i, out + i, count - i);
+}
+
+/* One block of ``count`` (at most BLOCK) elements: each instruction over the whole block, in
+ * ``registers``; ``inputs`` and ``out`` point at the block's first element. */
+TARGET static void
+run_block(const Instruction *code, Py_ssize_t length, const float *constants,
+          const char *const *inputs, char *out, Py_ssize_t count,
+          float (*registers)[BLOCK])
+{
+    for (Py_ssize_t k = 0; k < length; k++) {
+        const Instruction *in = &code[k];
+        float *dst = registers[in->dst];
+        Py_ssize_t i = 0;
+        switch (in->op) {
+        case LOAD_F16: {
+            const uint16_t *src = (const uint16_t *)inputs[in->a];
+            for (; i + 8 <= count; i += 8) {
+                __m128i half = _mm_loadu_si128((const __m128i *)(src + i));
+                _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(half));
+            }
+            for (; i < count; i++) {
+                dst[i] = _cvtsh_ss(src[i]);
+            }
+            break;
+        }
+        case LOAD_BF16: {
+            const uint16_t *src = (const uint16_t *)inputs[in->a];
+            for (; i + 8 <= count; i += 8) {
+                __m256i words = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
+                _mm256_storeu_si256((__m256i *)(dst + i), _mm256_slli_epi32(words, 16));
+            }
+            for (; i < count; i++) {
+                uint32_t word = (uint32_t)src[i] << 16;
+                memcpy(dst + i, &word, sizeof word);
+            }
+            break;
+        }
+        case LOAD_F32:
+            memcpy(dst, inputs[in->a], (size_t)count * sizeof(float));
+            break;
+        case LOAD_F64: {
+            const double *src = (const double *)inputs[in->a];
+            for (; i + 4 <= count; i += 4) {
+                _mm_storeu_ps(dst + i, _mm256_cvtpd_ps(_mm256_loadu_pd(src + i)));
+            }
+            for (; i < count; i++) {
+                dst[i] = (float)src[i];
+            }
+            break;
+        }
+        case SUB: {
+            const float *a = registers[in->a], *b = registers[in->b];
+            for (; i + 8 <= count; i += 8) {
+                __m256 difference = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+                _mm256_storeu_ps(dst + i, difference);
+            }
+            for (; i < count; i++) {
+                dst[i] = a[i] - b[i];
+            }
+            break;
+        }
+        case MUL: {
+            const float *a = registers[in->a];
+            const float factor = constants[in->b];
+            __m256 factors = _mm256_set1_ps(factor);
+            for (; i + 8 <= count; i += 8) {
+                _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(a + i), factors));
+            }
+            for (; i < count; i++) {
+                dst[i] = a[i] * factor;
+            }
+            break;
+        }
+        case FMA:
+            fma_avx2(registers[in->a], constants[in->b], registers[in->c], dst, count);
+            break;
+        case ZERO:
+            memset(dst, 0, (size_t)count * sizeof(float));
+            break;
+        case STORE_F16: {
+            const float *a = registers[in->a];
+            uint16_t *half = (uint16_t *)out;
+            for (; i + 8 <= count; i += 8) {
+                __m128i bits = _mm256_cvtps_ph(_mm256_loadu_ps(a + i), ROUND_EVEN);
+                _mm_storeu_si128((__m128i *)(half + i), bits);
+            }
+            for (; i < count; i++) {
+                half[i] = _cvtss_sh(a[i], ROUND_EVEN);
+            }
+            break;
+        }
+        case STORE_F32:
+            memcpy(out, registers[in->a], (size_t)count * sizeof(float));
+            break;
+        }
     }
 }
 
-static int
-has_f16c(void)
+TARGET static void
+run_program(const Instruction *code, Py_ssize_t length, const float *constants,
+            const char *const *inputs, Py_ssize_t ninputs, const Py_ssize_t *widths, char *out,
+            Py_ssize_t out_width, Py_ssize_t count)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
-}
-
-static int
-has_fma(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    float registers[MAX_REGISTERS][BLOCK] __attribute__((aligned(32)));
+    const char *at[MAX_INPUTS];
+    for (Py_ssize_t start = 0; start < count; start += BLOCK) {
+        Py_ssize_t block = count - start < BLOCK ? count - start : BLOCK;
+        for (Py_ssize_t j = 0; j < ninputs; j++) {
+            at[j] = inputs[j] + start * widths[j];
+        }
+        run_block(code, length, constants, at, out + start * out_width, block, registers);
+    }
 }
 
 #else
 
 static int
-has_f16c(void)
+has_avx2_fma_f16c(void)
 {
     return 0;
 }
@@ -110,75 +210,119 @@ static void
 fused_multiply_add(const float *x, float y, const float *z, float *out, Py_ssize_t count)
 {
 #ifdef KERNELS_X86
-    if (has_fma()) {
+    if (has_avx2_fma_f16c()) {
         fma_avx2(x, y, z, out, count);
         return;
     }
 #endif
-    for (Py_ssize_t i = 0; i < count; i++) {
-        out[i] = fmaf(x[i], y, z[i]);
-    }
+    fma_scalar(x, y, z, out, count);
 }
 
-/* Checks the two buffers' lengths (``width`` bytes of destination per source byte, over two)
- * and the CPU; sets a Python error and returns 0 when the conversion cannot run. */
+/* Checks a program against its operands before it runs: every opcode, register, input and
+ * constant in range, each input and the output long enough for ``count`` elements, one store
+ * and last. Sets a Python error and returns 0 otherwise; fills ``widths`` and ``out_width``. */
 static int
-check(const Py_buffer *src, const Py_buffer *dst, Py_ssize_t src_item, Py_ssize_t dst_item)
+check_program(const Instruction *code, Py_ssize_t length, Py_ssize_t nconstants,
+              const Py_buffer *inputs, Py_ssize_t ninputs, const Py_buffer *out, Py_ssize_t count,
+              Py_ssize_t *widths, Py_ssize_t *out_width)
 {
-    if (!has_f16c()) {
-        PyErr_SetString(PyExc_RuntimeError, "this CPU has no F16C instructions");
+    for (Py_ssize_t j = 0; j < ninputs; j++) {
+        widths[j] = 0;
+    }
+    for (Py_ssize_t k = 0; k < length; k++) {
+        const Instruction *in = &code[k];
+        int store = in->op == STORE_F16 || in->op == STORE_F32;
+        int load = in->op >= LOAD_F16 && in->op <= LOAD_F64;
+        int constant = in->op == MUL || in->op == FMA;
+        int bad = in->op < 0 || in->op >= OPS || store != (k == length - 1)
+                  || in->dst < 0 || in->dst >= MAX_REGISTERS;
+        if (!bad && load) {
+            bad = in->a < 0 || in->a >= ninputs
+                  || (widths[in->a] != 0 && widths[in->a] != WIDTH[in->op]);
+            if (!bad) {
+                widths[in->a] = WIDTH[in->op];
+            }
+        }
+        else if (!bad && !(in->op == ZERO)) {
+            bad = in->a < 0 || in->a >= MAX_REGISTERS
+                  || (constant && (in->b < 0 || in->b >= nconstants))
+                  || (in->op == SUB && (in->b < 0 || in->b >= MAX_REGISTERS))
+                  || (in->op == FMA && (in->c < 0 || in->c >= MAX_REGISTERS));
+        }
+        if (bad) {
+            PyErr_Format(PyExc_ValueError, "instruction %zd of the program is malformed", k);
+            return 0;
+        }
+    }
+    if (length == 0) {
+        PyErr_SetString(PyExc_ValueError, "the program is empty");
         return 0;
     }
-    if (src->len % src_item != 0 || dst->len / dst_item != src->len / src_item
-        || dst->len % dst_item != 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "buffers of %zd and %zd bytes do not hold the same number of elements",
-                     src->len, dst->len);
+    for (Py_ssize_t j = 0; j < ninputs; j++) {
+        if (widths[j] == 0 || inputs[j].len < count * widths[j]) {
+            PyErr_Format(PyExc_ValueError, "input %zd holds fewer than %zd elements", j, count);
+            return 0;
+        }
+    }
+    *out_width = WIDTH[code[length - 1].op];
+    if (out->len < count * *out_width) {
+        PyErr_Format(PyExc_ValueError, "the output holds fewer than %zd elements", count);
         return 0;
     }
     return 1;
 }
 
 static PyObject *
-kernels_widen(PyObject *Py_UNUSED(module), PyObject *args)
+kernels_evaluate(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    Py_buffer src, dst;
-    if (!PyArg_ParseTuple(args, "y*w*:widen", &src, &dst)) {
+    Py_buffer code, constants, out;
+    PyObject *sequence;
+    Py_ssize_t count;
+    if (!PyArg_ParseTuple(args, "y*y*O!w*n:evaluate", &code, &constants, &PyTuple_Type,
+                          &sequence, &out, &count)) {
         return NULL;
     }
-    int ok = check(&src, &dst, 2, 4);
-#ifdef KERNELS_X86
-    if (ok) {
-        Py_BEGIN_ALLOW_THREADS
-        widen_f16c((const uint16_t *)src.buf, (float *)dst.buf, src.len / 2);
-        Py_END_ALLOW_THREADS
-    }
-#endif
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
+    Py_buffer inputs[MAX_INPUTS];
+    Py_ssize_t ninputs = 0, widths[MAX_INPUTS], out_width = 0;
+    const char *starts[MAX_INPUTS];
+    int ok = has_avx2_fma_f16c();
     if (!ok) {
-        return NULL;
+        PyErr_SetString(PyExc_RuntimeError, "this CPU lacks AVX2, FMA or F16C");
     }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-kernels_narrow(PyObject *Py_UNUSED(module), PyObject *args)
-{
-    Py_buffer src, dst;
-    if (!PyArg_ParseTuple(args, "y*w*:narrow", &src, &dst)) {
-        return NULL;
+    else if (PyTuple_GET_SIZE(sequence) > MAX_INPUTS || count < 0
+             || code.len % (Py_ssize_t)sizeof(Instruction) != 0
+             || constants.len % (Py_ssize_t)sizeof(float) != 0) {
+        PyErr_SetString(PyExc_ValueError, "evaluate(code, constants, inputs, out, count): bad sizes");
+        ok = 0;
     }
-    int ok = check(&src, &dst, 4, 2);
+    while (ok && ninputs < PyTuple_GET_SIZE(sequence)) {
+        PyObject *item = PyTuple_GET_ITEM(sequence, ninputs);
+        ok = PyObject_GetBuffer(item, &inputs[ninputs], PyBUF_C_CONTIGUOUS) == 0;
+        if (ok) {
+            starts[ninputs] = (const char *)inputs[ninputs].buf;
+            ninputs++; /* taken: released below */
+        }
+    }
+    const Instruction *program = (const Instruction *)code.buf;
+    Py_ssize_t length = code.len / (Py_ssize_t)sizeof(Instruction);
+    if (ok) {
+        ok = check_program(program, length, constants.len / (Py_ssize_t)sizeof(float), inputs,
+                           ninputs, &out, count, widths, &out_width);
+    }
 #ifdef KERNELS_X86
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        narrow_f16c((const float *)src.buf, (uint16_t *)dst.buf, src.len / 4);
+        run_program(program, length, (const float *)constants.buf, starts, ninputs, widths,
+                    (char *)out.buf, out_width, count);
         Py_END_ALLOW_THREADS
     }
 #endif
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
+    for (Py_ssize_t j = 0; j < ninputs; j++) {
+        PyBuffer_Release(&inputs[j]);
+    }
+    PyBuffer_Release(&code);
+    PyBuffer_Release(&constants);
+    PyBuffer_Release(&out);
     if (!ok) {
         return NULL;
     }
@@ -215,30 +359,28 @@ kernels_fma(PyObject *Py_UNUSED(module), PyObject *args)
 }
 
 static PyObject *
-kernels_f16c(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+kernels_fused(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 {
-    return PyBool_FromLong(has_f16c());
+    return PyBool_FromLong(has_avx2_fma_f16c());
 }
 
 static PyMethodDef kernels_methods[] = {
-    {"widen", kernels_widen, METH_VARARGS,
-     "widen(src, dst): the float16 elements of src as float32 in dst (F16C only)."},
-    {"narrow", kernels_narrow, METH_VARARGS,
-     "narrow(src, dst): the float32 elements of src rounded to nearest even as float16 in dst "
-     "(F16C only)."},
+    {"evaluate", kernels_evaluate, METH_VARARGS,
+     "evaluate(code, constants, inputs, out, count): run an elementwise program over count "
+     "elements of the input buffers, the result stored in out."},
     {"fma", kernels_fma, METH_VARARGS,
      "fma(x, y, z, out): out = x * y + z with one rounding, for float32 arrays x, z, out and "
      "a float y; out may be x or z."},
-    {"f16c", kernels_f16c, METH_NOARGS,
-     "f16c(): whether this CPU has the F16C instructions that widen and narrow use."},
+    {"fused", kernels_fused, METH_NOARGS,
+     "fused(): whether this CPU runs evaluate (x86-64 with AVX2, FMA and F16C)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef kernels_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_kernels",
-    .m_doc = "float16 conversion (F16C) and fused multiply-add over whole buffers, without the "
-             "interpreter lock.",
+    .m_doc = "mirc merge's elementwise programs (F16C, FMA) and fused multiply-add over whole "
+             "buffers, without the interpreter lock.",
     .m_size = 0,
     .m_methods = kernels_methods,
 };

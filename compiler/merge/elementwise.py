@@ -1,61 +1,149 @@
-"""sd-mecha's elementwise merge methods in numpy, giving torch's float32 results bit for bit.
+"""sd-mecha's elementwise merge methods as programs of float32 operations, giving torch's
+float32 results bit for bit.
 
 The methods that combine tensors element by element with constant weights (``weighted_sum``,
 ``add_difference``, ``subtract``, ``scale``, ``n_average``) need no torch: the numpy engine
-(:mod:`compiler.merge.stream`) runs them chunk by chunk. Each follows the torch kernel that
+(:mod:`compiler.merge.stream`) compiles a recipe's lines once into a :class:`Kernel` — loads of
+the stored inputs, a few float32 operations, a store of the result — and runs it chunk by
+chunk: in mirc's C extension where it was built (:data:`FUSED`: every operation on a block of
+elements that stays in the CPU's first cache, float16 converted by the F16C instructions), else
+in numpy (:func:`execute`). Each method follows the torch kernel that
 :mod:`compiler.merge.methods` calls, including its rounding:
 
 - ``torch.lerp`` computes ``fma(w, b - a, a)`` for ``|w| < 0.5`` and ``fma(w - 1, b - a, b)``
   otherwise, and ``Tensor.addcmul`` computes ``fma(b, alpha, a)``: one rounding of the exact
-  ``x * y + z``. numpy has no fused multiply-add; mirc's C extension ``_kernels`` has one (the
-  CPU's FMA instructions, or C's ``fmaf``), used where it was built (:data:`NATIVE_FMA`).
-  Without it the product is formed in float64 (exact: 24 + 24 bits fit in 53), the sum rounded
-  to float64 and then to float32. That equals torch's single rounding except when the float64
-  sum falls exactly halfway between two float32 values while the exact sum does not — bits
-  below the 53rd of the sum, a chance near 2**-29 per element — and then the two differ by one
-  float32 unit. Rounding the product and the sum separately in float32 instead would differ
-  from torch in about a fifth of all elements.
+  ``x * y + z``. The C extension has the FMA instructions (or C's ``fmaf``). numpy has no fused
+  multiply-add: without the extension the product is formed in float64 (exact: 24 + 24 bits fit
+  in 53), the sum rounded to float64 and then to float32. That equals torch's single rounding
+  except when the float64 sum falls exactly halfway between two float32 values while the exact
+  sum does not — bits below the 53rd of the sum, a chance near 2**-29 per element — and then the
+  two differ by one float32 unit. Rounding the product and the sum separately in float32
+  instead would differ from torch in about a fifth of all elements.
 - a subtraction or a product with one rounding is the same operation in both.
-
-Arguments arrive as float32 chunks, constants as float32 scalars; a method writes into ``out``
-(never into an argument, which a later line may use again) or returns an argument unchanged.
 """
 
 from __future__ import annotations
 
+import enum
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from array import array
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from compiler.merge.floats import ITEMSIZE, narrow, widen
+
 try:
     from compiler.merge import _kernels
-except ImportError:  # installed without a C compiler: products in float64 instead
+except ImportError:  # installed without a C compiler: numpy alone
+    FUSED = False
     NATIVE_FMA = False
 else:
+    FUSED = _kernels.fused()  # x86-64 with AVX2, FMA and F16C
     NATIVE_FMA = True
 
 Floats = NDArray[np.float32]
 Wide = NDArray[np.float64]
-Value = Floats | np.float32 | tuple[Floats | np.float32, ...]
+
+
+class Op(enum.IntEnum):
+    """A program's operations; the numbers are ``_kernels.c``'s."""
+
+    LOAD_F16 = 0
+    LOAD_BF16 = 1
+    LOAD_F32 = 2
+    LOAD_F64 = 3
+    SUB = 4  # dst = a - b
+    MUL = 5  # dst = a * constant b
+    FMA = 6  # dst = a * constant b + c, one rounding
+    ZERO = 7
+    STORE_F16 = 8
+    STORE_F32 = 9
+
+
+LOADS = {"F16": Op.LOAD_F16, "BF16": Op.LOAD_BF16, "F32": Op.LOAD_F32, "F64": Op.LOAD_F64}
+STORES = {"F16": Op.STORE_F16, "F32": Op.STORE_F32}
+MAX_REGISTERS = 32  # _kernels.c's; a program that needs more runs in numpy
 
 
 @dataclass(frozen=True, slots=True)
-class Scratch:
-    """Two float64 arrays at least as long as the chunks, for the fused multiply-adds."""
+class Kernel:
+    """A compiled elementwise program: instructions ``(op, dst, a, b, c)`` over float32
+    registers, where a load's ``a`` is an input's position and a constant operand is an index
+    in ``constants``; the last instruction stores the result."""
 
-    product: Wide
-    addend: Wide
+    code: tuple[tuple[int, int, int, int, int], ...]
+    constants: tuple[float, ...]  # float32 values
+    registers: int
+    packed: bytes = field(init=False, repr=False, compare=False)  # for _kernels.evaluate
+    packed_constants: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        code = array("i", [value for instruction in self.code for value in instruction])
+        object.__setattr__(self, "packed", code.tobytes())
+        constants = np.array(self.constants, np.float32)
+        object.__setattr__(self, "packed_constants", constants.tobytes())
 
 
-ElementwiseFn = Callable[[Mapping[str, Value], Floats, Scratch], Floats]
+Register = int
+Value = Register | np.float32 | tuple[Register | np.float32, ...]
 
 
-def _t(args: Mapping[str, Value], name: str) -> Floats:
+class Builder:
+    """A program written line by line; each operation's result is a new register."""
+
+    def __init__(self) -> None:
+        self.code: list[tuple[int, int, int, int, int]] = []
+        self.constants: list[float] = []
+        self.registers = 0
+        self.inputs = 0
+
+    def _emit(self, op: Op, a: int = 0, b: int = 0, c: int = 0) -> Register:
+        self.code.append((op, self.registers, a, b, c))
+        self.registers += 1
+        return self.registers - 1
+
+    def _constant(self, value: np.float32) -> int:
+        self.constants.append(float(value))
+        return len(self.constants) - 1
+
+    def load(self, dtype: str) -> Register:
+        """The next input, stored as ``dtype``."""
+        self.inputs += 1
+        return self._emit(LOADS[dtype], self.inputs - 1)
+
+    def sub(self, a: Register, b: Register) -> Register:
+        return self._emit(Op.SUB, a, b)
+
+    def mul(self, a: Register, b: np.float32) -> Register:
+        return self._emit(Op.MUL, a, self._constant(b))
+
+    def fma(self, a: Register, b: np.float32, c: Register) -> Register:
+        return self._emit(Op.FMA, a, self._constant(b), c)
+
+    def zero(self) -> Register:
+        return self._emit(Op.ZERO)
+
+    def lerp(self, a: Register, b: Register, weight: np.float32) -> Register:
+        """``torch.lerp(a, b, weight)`` (see the module docstring)."""
+        difference = self.sub(b, a)
+        if abs(weight) < 0.5:
+            return self.fma(difference, weight, a)
+        return self.fma(difference, np.float32(weight - np.float32(1)), b)
+
+    def store(self, result: Register, dtype: str) -> Kernel:
+        self.code.append((STORES[dtype], 0, result, 0, 0))
+        return Kernel(tuple(self.code), tuple(self.constants), self.registers)
+
+
+Method = Callable[[Mapping[str, Value], Builder], Register]
+
+
+def _t(args: Mapping[str, Value], name: str) -> Register:
     value = args[name]
-    assert isinstance(value, np.ndarray)
+    assert isinstance(value, int)
     return value
 
 
@@ -70,81 +158,115 @@ def _is(alpha: np.float32, value: float) -> bool:
     return math.isclose(float(alpha), value)
 
 
-def fused_multiply_add(x: Floats, y: np.float32, z: Floats, out: Floats, scratch: Scratch) -> None:
-    """``out = x * y + z`` with torch's single rounding (see the module docstring); ``x`` may
-    lie in ``scratch.addend``, and ``out`` may be ``x`` or ``z``."""
-    if NATIVE_FMA:
-        _kernels.fma(x.data, float(y), z.data, out.data)
-        return
-    count = len(out)
-    product, addend = scratch.product[:count], scratch.addend[:count]
-    np.copyto(product, x)
-    np.multiply(product, np.float64(y), out=product)
-    np.copyto(addend, z)
-    np.add(product, addend, out=product)
-    np.copyto(out, product, casting="same_kind")
-
-
-def lerp(a: Floats, b: Floats, weight: np.float32, out: Floats, scratch: Scratch) -> None:
-    """``torch.lerp(a, b, weight)`` (``a``, ``b`` float32, ``weight`` a float32 scalar);
-    ``out`` may be ``a`` or ``b``."""
-    count = len(out)
-    difference = scratch.addend.view(np.float32)[:count]
-    np.subtract(b, a, out=difference)
-    if abs(weight) < 0.5:
-        fused_multiply_add(difference, weight, a, out, scratch)
-    else:
-        fused_multiply_add(difference, np.float32(weight - np.float32(1)), b, out, scratch)
-
-
-def weighted_sum(args: Mapping[str, Value], out: Floats, scratch: Scratch) -> Floats:
+def weighted_sum(args: Mapping[str, Value], p: Builder) -> Register:
     a, b, alpha = _t(args, "a"), _t(args, "b"), _c(args, "alpha")
     if _is(alpha, 0.0):
         return a
     if _is(alpha, 1.0):
         return b
-    lerp(a, b, alpha, out, scratch)
-    return out
+    return p.lerp(a, b, alpha)
 
 
-def n_average(args: Mapping[str, Value], out: Floats, scratch: Scratch) -> Floats:
+def n_average(args: Mapping[str, Value], p: Builder) -> Register:
     models = args["models"]
     assert isinstance(models, tuple) and models
-    arrays = [model for model in models if isinstance(model, np.ndarray)]
-    assert len(arrays) == len(models)
-    result: Floats = arrays[0]
-    for i, model in enumerate(arrays[1:], start=2):
-        lerp(result, model, np.float32(1 / i), out, scratch)
-        result = out
+    registers = [model for model in models if isinstance(model, int)]
+    assert len(registers) == len(models)
+    result = registers[0]
+    for i, model in enumerate(registers[1:], start=2):
+        result = p.lerp(result, model, np.float32(1 / i))
     return result
 
 
-def add_difference(args: Mapping[str, Value], out: Floats, scratch: Scratch) -> Floats:
+def add_difference(args: Mapping[str, Value], p: Builder) -> Register:
     a, b, alpha = _t(args, "a"), _t(args, "b"), _c(args, "alpha")
     if _is(alpha, 0.0):
         return a
-    fused_multiply_add(b, alpha, a, out, scratch)
-    return out
+    return p.fma(b, alpha, a)
 
 
-def scale(args: Mapping[str, Value], out: Floats, scratch: Scratch) -> Floats:
+def scale(args: Mapping[str, Value], p: Builder) -> Register:
     a, alpha = _t(args, "a"), _c(args, "alpha")
     if _is(alpha, 0.0):
-        out.fill(0)
-        return out
+        return p.zero()
     if _is(alpha, 1.0):
         return a
-    np.multiply(a, alpha, out=out)
-    return out
+    return p.mul(a, alpha)
 
 
-def subtract(args: Mapping[str, Value], out: Floats, scratch: Scratch) -> Floats:
-    np.subtract(_t(args, "a"), _t(args, "b"), out=out)
-    return out
+def subtract(args: Mapping[str, Value], p: Builder) -> Register:
+    return p.sub(_t(args, "a"), _t(args, "b"))
 
 
-ELEMENTWISE: Mapping[str, ElementwiseFn] = {
+ELEMENTWISE: Mapping[str, Method] = {
     fn.__name__: fn for fn in (weighted_sum, n_average, add_difference, scale, subtract)
 }
 # the parameters these methods take as constants; the others take tensors (other lines)
 CONSTANTS = frozenset({"alpha"})
+
+
+class Workspace:
+    """One thread's buffers for :func:`execute`, each a chunk long (no allocation per chunk)."""
+
+    def __init__(self, registers: int, size: int) -> None:
+        self.registers = [np.empty(size, np.float32) for _ in range(registers)]
+        self.flags = np.empty(size, np.uint16)
+        self.product = np.empty(size, np.float64)
+        self.addend = np.empty(size, np.float64)
+        self.words = np.empty(2 * size, np.uint32)
+
+
+def evaluate(
+    kernel: Kernel, inputs: Sequence[NDArray[np.uint8]], count: int, out: NDArray[np.uint8]
+) -> NDArray[np.uint8]:
+    """Run ``kernel`` over ``count`` elements of ``inputs`` (stored bytes) in the C extension
+    (only where :data:`FUSED`): the bytes of the result, in ``out``."""
+    data = out[: count * ITEMSIZE[_STORED[kernel.code[-1][0]]]]
+    buffers = tuple(raw.data for raw in inputs)
+    _kernels.evaluate(kernel.packed, kernel.packed_constants, buffers, data.data, count)
+    return data
+
+
+def execute(
+    program: Kernel,
+    inputs: Sequence[NDArray[np.uint8]],
+    count: int,
+    out: NDArray[np.uint8],
+    space: Workspace,
+) -> NDArray[np.uint8]:
+    """Run ``program`` over ``count`` elements of ``inputs`` (stored bytes) in numpy: the bytes
+    of the result, in ``out`` (or a float32 register's own bytes, stored as they are)."""
+    values: list[Floats] = [register[:count] for register in space.registers]
+    for op, dst, a, b, c in program.code:
+        if op in _LOADED:
+            values[dst] = widen(inputs[a], _LOADED[op], values[dst], space.flags[:count])
+        elif op == Op.SUB:
+            np.subtract(values[a], values[b], out=values[dst])
+        elif op == Op.MUL:
+            np.multiply(values[a], np.float32(program.constants[b]), out=values[dst])
+        elif op == Op.FMA:
+            fused_multiply_add(values[a], program.constants[b], values[c], values[dst], space)
+        elif op == Op.ZERO:
+            values[dst].fill(0)
+        else:
+            return narrow(values[a], _STORED[op], out, space.words)
+    raise AssertionError("a program ends with a store")
+
+
+_LOADED: dict[int, str] = {op: dtype for dtype, op in LOADS.items()}
+_STORED: dict[int, str] = {op: dtype for dtype, op in STORES.items()}
+
+
+def fused_multiply_add(x: Floats, y: float, z: Floats, out: Floats, space: Workspace) -> None:
+    """``out = x * y + z`` with torch's single rounding (see the module docstring); ``out``
+    may be ``x`` or ``z``."""
+    if NATIVE_FMA:
+        _kernels.fma(x.data, y, z.data, out.data)
+        return
+    count = len(out)
+    product, addend = space.product[:count], space.addend[:count]
+    np.copyto(product, x)
+    np.multiply(product, np.float64(y), out=product)
+    np.copyto(addend, z)
+    np.add(product, addend, out=product)
+    np.copyto(out, product, casting="same_kind")

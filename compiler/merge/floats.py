@@ -1,11 +1,8 @@
-"""Stored floats to float32 and back, bit for bit as torch converts them.
+"""Stored floats to float32 and back in numpy, bit for bit as torch converts them.
 
-numpy's own float16 casts run one element at a time (about 2-3 ns each, slower than reading the
-file). Where the C extension ``_kernels`` was built and the CPU has F16C (:data:`F16C`),
-float16 is converted by the CPU's conversion instructions, as torch converts it, at about
-0.06 ns an element. Elsewhere these are a handful of whole-array integer and float operations,
-each a SIMD loop over a chunk that stays in cache (about 0.35 ns an element to widen, 1.2 ns to
-narrow):
+numpy's own float16 casts run one element at a time (about 5 ns each, slower than reading the
+file); these are a handful of whole-array integer and float operations instead, each a SIMD
+loop over a chunk that stays in cache:
 
 - float16 → float32: the 15 magnitude bits shifted into float32's exponent and mantissa
   fields, then scaled by 2**112 (the difference of the exponent biases) — one multiply that
@@ -28,13 +25,6 @@ import functools
 
 import numpy as np
 from numpy.typing import NDArray
-
-try:
-    from compiler.merge import _kernels
-except ImportError:  # installed without a C compiler
-    F16C = False
-else:
-    F16C = _kernels.f16c()
 
 Floats = NDArray[np.float32]
 Words = NDArray[np.uint32]
@@ -64,10 +54,7 @@ def widen(raw: NDArray[np.uint8], dtype: str, out: Floats, flags: Halves) -> Flo
     if dtype == "F32":
         return raw.view(np.float32)
     if dtype == "F16":
-        if F16C:
-            _kernels.widen(raw.data, out.data)
-        else:
-            half_to_float(raw.view(np.uint16), out, flags)
+        half_to_float(raw.view(np.uint16), out, flags)
     elif dtype == "BF16":
         words = out.view(np.uint32)
         np.copyto(words, raw.view(np.uint16), casting="unsafe")
@@ -104,9 +91,6 @@ def narrow(values: Floats, dtype: str, raw: NDArray[np.uint8], scratch: Words) -
     if dtype == "F32":
         return values.view(np.uint8)
     count = len(values)
-    if F16C:
-        _kernels.narrow(values.data, raw[: 2 * count].data)
-        return raw[: 2 * count]
     magnitude, magic = scratch[:count], scratch[count : 2 * count]
     float_to_half(values, raw[: 2 * count].view(np.uint16), magnitude, magic)
     return raw[: 2 * count]

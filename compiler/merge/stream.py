@@ -5,13 +5,15 @@ and every input holds every key in a dtype numpy can widen, the output is a func
 element position alone. Tensors then need no separate treatment: output tensors that lie
 back to back, whose inputs' bytes also lie back to back with the same dtypes and weights, form
 one :class:`Run` — for checkpoints written by the same serializer, a handful of runs cover the
-whole file. Each run is cut into chunks of :data:`CHUNK` elements; worker threads take chunks
-in file order, read each input's bytes for the chunk straight into a preallocated buffer with
-one positioned read, widen them to float32, run the recipe, narrow the result and write it at
-its planned offset. Buffers are sized to a chunk, so memory does not grow with the model, the
-data stays in the CPU's cache between steps, and the output does not depend on which thread
-did what. numpy releases the GIL inside its loops and the reads and writes release it too, so
-the threads run in parallel.
+whole file. A run's recipe lines are compiled once into a kernel (see
+:mod:`compiler.merge.elementwise`). Each run is cut into chunks of :data:`CHUNK` elements; worker
+threads take chunks in file order, read each input's bytes for the chunk straight into a
+preallocated buffer with one positioned read, run the kernel over them (widening to float32,
+the recipe's arithmetic, narrowing the result: in the C extension's fused loop where it runs,
+else in numpy) and write the result at its planned offset. Buffers are sized to a chunk, so
+memory does not grow with the model, and the output does not depend on which thread did what.
+The kernels release the GIL, and the reads and writes release it too, so the threads run in
+parallel.
 """
 
 from __future__ import annotations
@@ -26,15 +28,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compiler.merge import elementwise
 from compiler.merge.elementwise import (
     CONSTANTS,
     ELEMENTWISE,
-    ElementwiseFn,
-    Floats,
-    Scratch,
+    MAX_REGISTERS,
+    Builder,
+    Kernel,
+    Method,
+    Register,
     Value,
+    Workspace,
+    evaluate,
+    execute,
 )
-from compiler.merge.floats import ITEMSIZE, NARROWED, WIDENED, narrow, widen
+from compiler.merge.floats import ITEMSIZE, NARROWED, WIDENED
 from compiler.merge.output import OutputFile, OutputTensor
 from compiler.merge.program import Call, Program, constant, is_varargs, spread
 from compiler.tensorfile import SafetensorsHeader
@@ -47,7 +55,7 @@ Progress = Callable[[int, int], None]  # (tensors finished, bytes written) since
 # per expression: a model line (its input index) or a method with its arguments, where an int
 # is the index of an expression and a float32 a constant (a tuple for ``*args``)
 Slot = int | np.float32 | tuple[int | np.float32, ...]
-Line = tuple[int, ElementwiseFn | None, tuple[tuple[str, Slot], ...]]
+Line = tuple[int, Method | None, tuple[tuple[str, Slot], ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,8 @@ class Run:
     count: int
     lines: tuple[Line, ...]
     ends: tuple[int, ...]  # element positions where an output tensor ends, for the progress
+    kernel: Kernel  # the lines compiled, over the model lines' inputs in line order
+    models: tuple[int, ...]  # those model lines: the inputs' indexes, in the kernel's order
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +144,35 @@ def plan_runs(
             runs[-1] = dataclasses.replace(runs[-1], count=runs[-1].count + count)
             ends[-1].append(runs[-1].count)
         else:
-            runs.append(Run(begin, tensor.dtype, sources, count, lines, ()))
+            kernel, models = compile_lines(lines, sources, tensor.dtype)
+            runs.append(Run(begin, tensor.dtype, sources, count, lines, (), kernel, models))
             ends.append([count])
     return [dataclasses.replace(run, ends=tuple(at)) for run, at in zip(runs, ends, strict=True)]
+
+
+def compile_lines(
+    lines: Sequence[Line], sources: Mapping[int, tuple[int, str]], dtype: str
+) -> tuple[Kernel, tuple[int, ...]]:
+    """``lines`` as a kernel reading the model lines' ``sources`` and storing ``dtype``, with
+    the model lines in the order the kernel reads them."""
+    builder = Builder()
+    registers: dict[int, Register] = {}
+    models: list[int] = []
+    for index, method, slots in lines:
+        if method is None:
+            registers[index] = builder.load(sources[index][1])
+            models.append(index)
+            continue
+
+        def value(slot: int | np.float32) -> Register | np.float32:
+            return registers[slot] if isinstance(slot, int) else slot
+
+        arguments: dict[str, Value] = {
+            name: tuple(value(s) for s in slot) if isinstance(slot, tuple) else value(slot)
+            for name, slot in slots
+        }
+        registers[index] = method(arguments, builder)
+    return builder.store(registers[lines[-1][0]], dtype), tuple(models)
 
 
 def _sources(
@@ -176,42 +212,36 @@ def chunks(runs: Sequence[Run], size: int = CHUNK) -> Iterator[Chunk]:
 class _Workspace:
     """One thread's buffers, each a chunk long (no allocation while merging)."""
 
-    def __init__(self, lines: int, width: int, size: int) -> None:
-        self.values = [np.empty(size, np.float32) for _ in range(lines)]
-        self.raw = [np.empty(size * width, np.uint8) for _ in range(lines)]
-        self.flags = np.empty(size, np.uint16)
-        self.out = np.empty(2 * size, np.uint8)
-        self.scratch = Scratch(np.empty(size, np.float64), np.empty(size, np.float64))
-        self.words = self.scratch.product.view(np.uint32)  # free again once a chunk is merged
+    def __init__(self, runs: Sequence[Run], size: int) -> None:
+        inputs = max((len(run.models) for run in runs), default=0)
+        width = max((ITEMSIZE[d] for run in runs for _, d in run.sources.values()), default=1)
+        self.raw = [np.empty(size * width, np.uint8) for _ in range(inputs)]
+        self.out = np.empty(4 * size, np.uint8)
+        self.size = size
+        self.numpy: Workspace | None = None  # made when a chunk runs in numpy
+
+    def numpy_space(self, kernel: Kernel) -> Workspace:
+        if self.numpy is None or len(self.numpy.registers) < kernel.registers:
+            self.numpy = Workspace(kernel.registers, self.size)
+        return self.numpy
 
 
 def merge_chunk(chunk: Chunk, fds: Mapping[int, int], out: OutputFile, space: _Workspace) -> None:
-    """Read, merge and write one chunk."""
+    """Read, merge and write one chunk: in the C extension's fused loop where it runs, else in
+    numpy."""
     run, start, count = chunk.run, chunk.start, chunk.count
-    values: dict[int, Floats] = {}
-    for position, (index, fn, slots) in enumerate(chunk.run.lines):
-        buffer = space.values[position][:count]
-        if fn is None:
-            offset, dtype = run.sources[index]
-            width = ITEMSIZE[dtype]
-            raw = space.raw[position][: count * width]
-            read_at(fds[index], raw.data, offset + start * width, f"input {index}")
-            values[index] = widen(raw, dtype, buffer, space.flags[:count])
-        else:
-            values[index] = fn(_arguments(slots, values), buffer, space.scratch)
-    result = values[run.lines[-1][0]]
-    data = narrow(result, run.dtype, space.out, space.words)
+    raws = []
+    for position, index in enumerate(run.models):
+        offset, dtype = run.sources[index]
+        width = ITEMSIZE[dtype]
+        raw = space.raw[position][: count * width]
+        read_at(fds[index], raw.data, offset + start * width, f"input {index}")
+        raws.append(raw)
+    if elementwise.FUSED and run.kernel.registers <= MAX_REGISTERS:
+        data = evaluate(run.kernel, raws, count, space.out)
+    else:
+        data = execute(run.kernel, raws, count, space.out, space.numpy_space(run.kernel))
     write_at(out.fd, data.data, run.begin + start * ITEMSIZE[run.dtype])
-
-
-def _arguments(slots: Sequence[tuple[str, Slot]], values: Mapping[int, Floats]) -> dict[str, Value]:
-    def value(slot: int | np.float32) -> Floats | np.float32:
-        return values[slot] if isinstance(slot, int) else slot
-
-    return {
-        name: tuple(value(s) for s in slot) if isinstance(slot, tuple) else value(slot)
-        for name, slot in slots
-    }
 
 
 def stream_merge(
@@ -227,12 +257,10 @@ def stream_merge(
     pending = chunks(runs)
     lock = threading.Lock()
     stop = threading.Event()
-    lines = max((len(run.lines) for run in runs), default=0)
-    width = max((ITEMSIZE[d] for run in runs for _, d in run.sources.values()), default=1)
     writeback = _Writeback(out.fd)
 
     def work() -> None:
-        space = _Workspace(lines, width, CHUNK)
+        space = _Workspace(runs, CHUNK)
         with np.errstate(all="ignore"):  # infinities and NaNs are values here, as in torch
             while not stop.is_set():
                 with lock:

@@ -254,13 +254,13 @@ def run() -> list[str]:
 
 def _kernels() -> str:
     """What mirc's numpy engine computes with: its C extension, or numpy alone."""
-    from compiler.merge import elementwise, floats
+    from compiler.merge import elementwise
 
-    if floats.F16C and elementwise.NATIVE_FMA:
-        return "mirc converts float16 with F16C and fuses multiply-adds (its C extension)"
+    if elementwise.FUSED:
+        return "mirc runs its kernels in C (F16C, FMA: its C extension)"
     if elementwise.NATIVE_FMA:
-        return "mirc fuses multiply-adds in C, converts float16 with numpy (no F16C)"
-    return "mirc computes with numpy alone (installed without its C extension)"
+        return "mirc runs its kernels in numpy, with the C extension's FMA (no AVX2/F16C here)"
+    return "mirc runs its kernels in numpy alone (installed without its C extension)"
 
 
 def _family(folder: Path) -> str:
