@@ -11,6 +11,7 @@ wheel carries it as ``compiler/merge/_kernels.<platform suffix>``.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import sysconfig
 import tempfile
@@ -23,19 +24,20 @@ NAME = "compiler.merge._kernels"
 SOURCE = "compiler/merge/_kernels.c"
 
 
-class HalfconvBuildHook(BuildHookInterface):  # type: ignore[type-arg]
+class KernelsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
+    scratch: Path | None = None
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name != "wheel":
             return
         editable = version == "editable"
-        scratch = Path(tempfile.mkdtemp(prefix="mirc-build-ext-"))
+        self.scratch = scratch = Path(tempfile.mkdtemp(prefix="mirc-build-ext-"))
         built = _build(Path(self.root), scratch, inplace=editable)
         if built is None:
             print(
                 f"warning: {NAME} was not built (no C compiler or Python headers?); "
-                "mirc merge will convert float16 with numpy, which is slower",
+                "mirc merge will compute with numpy alone, which is slower",
                 file=sys.stderr,
             )
             return
@@ -45,12 +47,19 @@ class HalfconvBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             build_data["pure_python"] = False
             build_data["infer_tag"] = True
 
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        if self.scratch is not None:  # the wheel holds its copy of the extension now
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
 
 def _build(root: Path, scratch: Path, *, inplace: bool) -> Path | None:
     """Compile the extension (into the source tree when ``inplace``, else under ``scratch``);
     its path, or None when it could not be built."""
-    from setuptools import Distribution, Extension
-    from setuptools.command.build_ext import build_ext
+    try:
+        from setuptools import Distribution, Extension
+        from setuptools.command.build_ext import build_ext
+    except ImportError:  # e.g. --no-build-isolation where setuptools is not installed
+        return None
 
     libraries = [] if sys.platform.startswith("win") else ["m"]  # fmaf
     extension = Extension(

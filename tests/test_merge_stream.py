@@ -44,6 +44,7 @@ def _float16_values(count: int, seed: int) -> np.ndarray:
     bits = values.view(np.uint16)
     bits[::97] = rng.integers(0, 1 << 16, len(bits[::97]), dtype=np.uint16)  # NaNs, infinities
     bits[5], bits[6] = 0x0000, 0x8000
+    bits[7], bits[8] = 0x7E01 + seed, 0xFC02 + seed  # NaNs in every model, payloads their own
     return values
 
 
@@ -176,14 +177,22 @@ def test_the_c_extension_refuses_kernels_and_buffers_that_do_not_match() -> None
         (_code((Op.LOAD_F16, 0, 1, 0, 0), store), "instruction 0"),  # no input 1
         (_code(load, (Op.MUL, 1, 0, 0, 0), store), "instruction 1"),  # no constant 0
         (_code(load, (Op.LOAD_F32, 1, 0, 0, 0), store), "instruction 1"),  # input 0 read twice
+        (_code(load, (Op.SUB, 1, 0, 5, 0), store), "instruction 1"),  # register 5 never written
+        (_code(load, (Op.STORE_F16, 0, 3, 0, 0)), "instruction 1"),  # stores register 3
         (b"", "the program is empty"),
         (b"\0" * 7, "bad sizes"),
+        (_code(*[load] * 257, store), "bad sizes"),  # more instructions than the C loop takes
     ]
     for code, message in malformed:
         with pytest.raises(ValueError, match=message):
             _kernels.evaluate(code, b"", (halves.data,), out.data, 10)
+    with pytest.raises(ValueError, match="input 1 is not read by the program"):
+        _kernels.evaluate(_code(load, store), b"", (halves.data, halves.data), out.data, 10)
     with pytest.raises(ValueError, match="input 0 holds fewer than 11 elements"):
         _kernels.evaluate(_code(load, store), b"", (halves.data,), np.zeros(11, np.uint16), 11)
+    for count in (2**62, 2**62 + 4, 2**63 - 1):  # count * width would wrap around
+        with pytest.raises(ValueError, match="input 0 holds fewer than"):
+            _kernels.evaluate(_code(load, store), b"", (halves.data,), out.data, count)
     with pytest.raises(ValueError, match="the output holds fewer than 10 elements"):
         _kernels.evaluate(_code(load, store), b"", (halves.data,), np.zeros(9, np.uint16), 10)
     with pytest.raises(TypeError):
@@ -192,6 +201,31 @@ def test_the_c_extension_refuses_kernels_and_buffers_that_do_not_match() -> None
         _kernels.evaluate(_code(load, store), b"", (halves.data, 3), out.data, 10)
     with pytest.raises(ValueError, match="not float32 arrays of one length"):
         _kernels.fma(np.zeros(4, np.float32), 2.0, np.zeros(3, np.float32), out.data)
+
+
+def test_an_extension_from_an_older_mirc_is_not_used(tmp_path: Path) -> None:
+    """An editable install's extension outlives a checkout of newer source (it is not in git):
+    with another ABI, mirc merge says so and merges in numpy."""
+    write_models(tmp_path, "ab")
+    (tmp_path / "r.mecha").write_text(RECIPES["weighted_sum"], encoding="utf-8")
+    code = (
+        "import sys, types; old = types.ModuleType('compiler.merge._kernels'); "
+        "old.f16c = lambda: True; sys.modules['compiler.merge._kernels'] = old; "
+        "from compiler.cli import main; from compiler.merge import elementwise; "
+        "assert elementwise.STALE and not elementwise.FUSED and not elementwise.NATIVE_FMA; "
+        "sys.exit(main(['merge', 'r.mecha', '-o', 'old.safetensors']))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "C extension was built from an older mirc and is not used" in done.stderr
+    merge_recipe(MergeOptions(tmp_path / "r.mecha", tmp_path / "new.safetensors"))
+    old, new = (
+        safetensors.torch.load_file(str(tmp_path / f"{n}.safetensors")) for n in ("old", "new")
+    )
+    assert all(torch.equal(old[key], new[key]) for key in new)
 
 
 @pytest.mark.parametrize("method", sorted(elementwise.ELEMENTWISE))
@@ -261,6 +295,28 @@ def test_both_engines_write_the_same_bytes(
     numpy_bytes, torch_bytes = numpy_out.read_bytes(), torch_out.read_bytes()
     title = b'"modelspec.title":"'
     assert numpy_bytes.replace(title + b"numpy", title + b"torch") == torch_bytes
+
+
+def test_a_nan_in_a_tensors_last_elements_stays_a_nan_in_both_engines(tmp_path: Path) -> None:
+    """torch's scalar loop over a tensor's last elements writes NaNs as 0x7FFF; mirc keeps the
+    payload there as everywhere else (the vector instructions' NaN): the bits may differ, the
+    NaN does not."""
+    for name, seed in (("a", 1), ("b", 2)):
+        bits = _float16_values(16, seed)[:7].view(np.uint16)
+        bits[6] = 0x7E55  # a NaN with a payload, in the last, scalar, elements
+        tensor = torch.from_numpy(bits.view(np.int16).copy()).view(torch.float16)
+        safetensors.torch.save_file({"t": tensor}, str(tmp_path / f"{name}.safetensors"))
+    (tmp_path / "r.mecha").write_text(RECIPES["weighted_sum"], encoding="utf-8")
+    options = MergeOptions(tmp_path / "r.mecha", tmp_path / "numpy.safetensors")
+    assert plan_merge(options).runs is not None
+    merge_recipe(options)
+    _keyed(dataclasses.replace(options, output=tmp_path / "torch.safetensors"))
+    ours, theirs = (
+        safetensors.torch.load_file(str(tmp_path / f"{n}.safetensors"))["t"].view(torch.int16)
+        for n in ("numpy", "torch")
+    )
+    assert torch.equal(ours[:6], theirs[:6])
+    assert ours[6].item() & 0x7FFF > 0x7C00 and theirs[6].item() & 0x7FFF > 0x7C00  # NaNs
 
 
 def test_a_kernel_too_large_for_the_c_loop_runs_in_numpy(tmp_path: Path) -> None:

@@ -68,9 +68,16 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # imported here: the merge engine imports numpy (and torch for some recipes), which parsing
     # the command line never needs
+    from compiler.merge import elementwise
     from compiler.merge.engine import MergeOptions, merge_recipe
     from compiler.resources import default_spec_dir
 
+    if elementwise.STALE:
+        print(
+            "mirc merge: warning: mirc's C extension was built from an older mirc and is not "
+            "used (elementwise merges run in numpy, slower); reinstall mirc to rebuild it",
+            file=sys.stderr,
+        )
     spec_dir = default_spec_dir()
     linked = _registry(spec_dir)
     options = MergeOptions(

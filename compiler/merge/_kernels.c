@@ -22,6 +22,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define KERNELS_X86 1
 #endif
@@ -41,9 +42,11 @@ enum {
     OPS
 };
 
-#define MAX_REGISTERS 32 /* elementwise.MAX_REGISTERS */
-#define MAX_INPUTS 64
-#define BLOCK 512 /* elements: MAX_REGISTERS blocks of float32 are 64 KB */
+#define ABI 2                /* elementwise.ABI: the opcodes and evaluate()'s arguments */
+#define MAX_REGISTERS 32     /* elementwise.MAX_REGISTERS */
+#define MAX_INPUTS 32        /* a load's result is a register: no more inputs than registers */
+#define MAX_INSTRUCTIONS 256 /* elementwise.MAX_INSTRUCTIONS */
+#define BLOCK 512            /* elements: 32 blocks of float32 are 64 KB */
 
 typedef struct {
     int32_t op, dst, a, b, c;
@@ -64,12 +67,17 @@ fma_scalar(const float *x, float y, const float *z, float *out, Py_ssize_t count
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 #define ROUND_EVEN (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 
+/* Whether the CPU (and the OS, for AVX state) runs the TARGET code. F16C is read from CPUID
+ * (leaf 1, ECX bit 29): __builtin_cpu_supports knows it only in recent compilers. */
 static int
-has_avx2_fma_f16c(void)
+detect_avx2_fma_f16c(void)
 {
+    unsigned int eax, ebx, ecx, edx;
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-           && __builtin_cpu_supports("f16c");
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+        return 0;
+    }
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
 }
 
 TARGET static void
@@ -183,9 +191,8 @@ run_block(const Instruction *code, Py_ssize_t length, const float *constants,
 TARGET static void
 run_program(const Instruction *code, Py_ssize_t length, const float *constants,
             const char *const *inputs, Py_ssize_t ninputs, const Py_ssize_t *widths, char *out,
-            Py_ssize_t out_width, Py_ssize_t count)
+            Py_ssize_t out_width, Py_ssize_t count, float (*registers)[BLOCK])
 {
-    float registers[MAX_REGISTERS][BLOCK] __attribute__((aligned(32)));
     const char *at[MAX_INPUTS];
     for (Py_ssize_t start = 0; start < count; start += BLOCK) {
         Py_ssize_t block = count - start < BLOCK ? count - start : BLOCK;
@@ -199,18 +206,20 @@ run_program(const Instruction *code, Py_ssize_t length, const float *constants,
 #else
 
 static int
-has_avx2_fma_f16c(void)
+detect_avx2_fma_f16c(void)
 {
     return 0;
 }
 
 #endif
 
+static int fused_cpu; /* detect_avx2_fma_f16c(), once, as the module loads */
+
 static void
 fused_multiply_add(const float *x, float y, const float *z, float *out, Py_ssize_t count)
 {
 #ifdef KERNELS_X86
-    if (has_avx2_fma_f16c()) {
+    if (fused_cpu) {
         fma_avx2(x, y, z, out, count);
         return;
     }
@@ -219,59 +228,86 @@ fused_multiply_add(const float *x, float y, const float *z, float *out, Py_ssize
 }
 
 /* Checks a program against its operands before it runs: every opcode, register, input and
- * constant in range, each input and the output long enough for ``count`` elements, one store
- * and last. Sets a Python error and returns 0 otherwise; fills ``widths`` and ``out_width``. */
+ * constant in range, no register read before an instruction writes it, one store and last,
+ * every input read at one width and holding ``count`` elements, the output too. Sets a Python
+ * error and returns 0 otherwise; fills ``widths``, ``out_width`` and ``registers`` (how many
+ * the program writes). */
 static int
 check_program(const Instruction *code, Py_ssize_t length, Py_ssize_t nconstants,
               const Py_buffer *inputs, Py_ssize_t ninputs, const Py_buffer *out, Py_ssize_t count,
-              Py_ssize_t *widths, Py_ssize_t *out_width)
+              Py_ssize_t *widths, Py_ssize_t *out_width, Py_ssize_t *registers)
 {
+    uint32_t written = 0; /* a bit per register */
+    *registers = 0;
     for (Py_ssize_t j = 0; j < ninputs; j++) {
         widths[j] = 0;
-    }
-    for (Py_ssize_t k = 0; k < length; k++) {
-        const Instruction *in = &code[k];
-        int store = in->op == STORE_F16 || in->op == STORE_F32;
-        int load = in->op >= LOAD_F16 && in->op <= LOAD_F64;
-        int constant = in->op == MUL || in->op == FMA;
-        int bad = in->op < 0 || in->op >= OPS || store != (k == length - 1)
-                  || in->dst < 0 || in->dst >= MAX_REGISTERS;
-        if (!bad && load) {
-            bad = in->a < 0 || in->a >= ninputs
-                  || (widths[in->a] != 0 && widths[in->a] != WIDTH[in->op]);
-            if (!bad) {
-                widths[in->a] = WIDTH[in->op];
-            }
-        }
-        else if (!bad && !(in->op == ZERO)) {
-            bad = in->a < 0 || in->a >= MAX_REGISTERS
-                  || (constant && (in->b < 0 || in->b >= nconstants))
-                  || (in->op == SUB && (in->b < 0 || in->b >= MAX_REGISTERS))
-                  || (in->op == FMA && (in->c < 0 || in->c >= MAX_REGISTERS));
-        }
-        if (bad) {
-            PyErr_Format(PyExc_ValueError, "instruction %zd of the program is malformed", k);
-            return 0;
-        }
     }
     if (length == 0) {
         PyErr_SetString(PyExc_ValueError, "the program is empty");
         return 0;
     }
+#define REGISTER(r) ((r) >= 0 && (r) < MAX_REGISTERS && (written >> (r) & 1u))
+    for (Py_ssize_t k = 0; k < length; k++) {
+        const Instruction *in = &code[k];
+        int op = in->op, store = op == STORE_F16 || op == STORE_F32;
+        int bad = op < 0 || op >= OPS || store != (k == length - 1)
+                  || (!store && (in->dst < 0 || in->dst >= MAX_REGISTERS));
+        switch (bad ? -1 : op) {
+        case LOAD_F16:
+        case LOAD_BF16:
+        case LOAD_F32:
+        case LOAD_F64:
+            bad = in->a < 0 || in->a >= ninputs
+                  || (widths[in->a] != 0 && widths[in->a] != WIDTH[op]);
+            if (!bad) {
+                widths[in->a] = WIDTH[op];
+            }
+            break;
+        case SUB:
+            bad = !REGISTER(in->a) || !REGISTER(in->b);
+            break;
+        case MUL:
+            bad = !REGISTER(in->a) || in->b < 0 || in->b >= nconstants;
+            break;
+        case FMA:
+            bad = !REGISTER(in->a) || in->b < 0 || in->b >= nconstants || !REGISTER(in->c);
+            break;
+        case STORE_F16:
+        case STORE_F32:
+            bad = !REGISTER(in->a);
+            break;
+        }
+        if (bad) {
+            PyErr_Format(PyExc_ValueError, "instruction %zd of the program is malformed", k);
+            return 0;
+        }
+        if (!store) {
+            written |= 1u << in->dst;
+            *registers = in->dst + 1 > *registers ? in->dst + 1 : *registers;
+        }
+    }
+#undef REGISTER
     for (Py_ssize_t j = 0; j < ninputs; j++) {
-        if (widths[j] == 0 || inputs[j].len < count * widths[j]) {
+        if (widths[j] == 0) {
+            PyErr_Format(PyExc_ValueError, "input %zd is not read by the program", j);
+            return 0;
+        }
+        if (count > inputs[j].len / widths[j]) {
             PyErr_Format(PyExc_ValueError, "input %zd holds fewer than %zd elements", j, count);
             return 0;
         }
     }
     *out_width = WIDTH[code[length - 1].op];
-    if (out->len < count * *out_width) {
+    if (count > out->len / *out_width) {
         PyErr_Format(PyExc_ValueError, "the output holds fewer than %zd elements", count);
         return 0;
     }
     return 1;
 }
 
+/* evaluate(code, constants, inputs, out, count). The program and its constants are copied
+ * before they are checked, so that a caller's thread cannot change them in between. ``out``
+ * must not overlap an input (mirc's never does). */
 static PyObject *
 kernels_evaluate(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -282,18 +318,27 @@ kernels_evaluate(PyObject *Py_UNUSED(module), PyObject *args)
                           &sequence, &out, &count)) {
         return NULL;
     }
+    Instruction program[MAX_INSTRUCTIONS];
+    float values[MAX_INSTRUCTIONS];
     Py_buffer inputs[MAX_INPUTS];
-    Py_ssize_t ninputs = 0, widths[MAX_INPUTS], out_width = 0;
     const char *starts[MAX_INPUTS];
-    int ok = has_avx2_fma_f16c();
+    Py_ssize_t ninputs = 0, widths[MAX_INPUTS] = {0}, out_width = 0, used = 0;
+    Py_ssize_t length = code.len / (Py_ssize_t)sizeof(Instruction);
+    Py_ssize_t nconstants = constants.len / (Py_ssize_t)sizeof(float);
+    float(*registers)[BLOCK] = NULL;
+    int ok = fused_cpu;
     if (!ok) {
         PyErr_SetString(PyExc_RuntimeError, "this CPU lacks AVX2, FMA or F16C");
     }
     else if (PyTuple_GET_SIZE(sequence) > MAX_INPUTS || count < 0
-             || code.len % (Py_ssize_t)sizeof(Instruction) != 0
-             || constants.len % (Py_ssize_t)sizeof(float) != 0) {
+             || code.len % (Py_ssize_t)sizeof(Instruction) != 0 || length > MAX_INSTRUCTIONS
+             || constants.len % (Py_ssize_t)sizeof(float) != 0 || nconstants > MAX_INSTRUCTIONS) {
         PyErr_SetString(PyExc_ValueError, "evaluate(code, constants, inputs, out, count): bad sizes");
         ok = 0;
+    }
+    if (ok) {
+        memcpy(program, code.buf, (size_t)code.len);
+        memcpy(values, constants.buf, (size_t)constants.len);
     }
     while (ok && ninputs < PyTuple_GET_SIZE(sequence)) {
         PyObject *item = PyTuple_GET_ITEM(sequence, ninputs);
@@ -303,20 +348,26 @@ kernels_evaluate(PyObject *Py_UNUSED(module), PyObject *args)
             ninputs++; /* taken: released below */
         }
     }
-    const Instruction *program = (const Instruction *)code.buf;
-    Py_ssize_t length = code.len / (Py_ssize_t)sizeof(Instruction);
     if (ok) {
-        ok = check_program(program, length, constants.len / (Py_ssize_t)sizeof(float), inputs,
-                           ninputs, &out, count, widths, &out_width);
+        ok = check_program(program, length, nconstants, inputs, ninputs, &out, count, widths,
+                           &out_width, &used);
+    }
+    if (ok && used > 0) {
+        registers = PyMem_RawMalloc((size_t)used * sizeof *registers);
+        if (registers == NULL) {
+            PyErr_NoMemory();
+            ok = 0;
+        }
     }
 #ifdef KERNELS_X86
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
-        run_program(program, length, (const float *)constants.buf, starts, ninputs, widths,
-                    (char *)out.buf, out_width, count);
+        run_program(program, length, values, starts, ninputs, widths, (char *)out.buf, out_width,
+                    count, registers);
         Py_END_ALLOW_THREADS
     }
 #endif
+    PyMem_RawFree(registers);
     for (Py_ssize_t j = 0; j < ninputs; j++) {
         PyBuffer_Release(&inputs[j]);
     }
@@ -361,7 +412,7 @@ kernels_fma(PyObject *Py_UNUSED(module), PyObject *args)
 static PyObject *
 kernels_fused(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 {
-    return PyBool_FromLong(has_avx2_fma_f16c());
+    return PyBool_FromLong(fused_cpu);
 }
 
 static PyMethodDef kernels_methods[] = {
@@ -388,5 +439,11 @@ static struct PyModuleDef kernels_module = {
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
-    return PyModule_Create(&kernels_module);
+    fused_cpu = detect_avx2_fma_f16c();
+    PyObject *module = PyModule_Create(&kernels_module);
+    if (module != NULL && PyModule_AddIntConstant(module, "ABI", ABI) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

@@ -16,10 +16,15 @@ in numpy (:func:`execute`). Each method follows the torch kernel that
   multiply-add: without the extension the product is formed in float64 (exact: 24 + 24 bits fit
   in 53), the sum rounded to float64 and then to float32. That equals torch's single rounding
   except when the float64 sum falls exactly halfway between two float32 values while the exact
-  sum does not — bits below the 53rd of the sum, a chance near 2**-29 per element — and then the
-  two differ by one float32 unit. Rounding the product and the sum separately in float32
+  sum does not — bits below the 53rd of the sum, a chance near 2**-29 per element for weights
+  of like sizes (more where one addend is far smaller than the other) — and then the two differ
+  by one float32 unit. Rounding the product and the sum separately in float32
   instead would differ from torch in about a fifth of all elements.
 - a subtraction or a product with one rounding is the same operation in both.
+
+NaNs stay NaNs, with the sign and payload the F16C and FMA instructions give them, as torch's
+vector loops do; torch's scalar loop over the last elements of a tensor (fewer than a vector)
+writes its own NaN bits there (``0x7FFF`` in float16), which mirc does not copy.
 """
 
 from __future__ import annotations
@@ -35,14 +40,17 @@ from numpy.typing import NDArray
 
 from compiler.merge.floats import ITEMSIZE, narrow, widen
 
+ABI = 2  # _kernels.c's: its opcodes and arguments; an extension built from older source is not used
 try:
     from compiler.merge import _kernels
+
+    STALE = getattr(_kernels, "ABI", None) != ABI  # built by an older mirc: reinstall
 except ImportError:  # installed without a C compiler: numpy alone
-    FUSED = False
-    NATIVE_FMA = False
+    STALE = False
+    NATIVE_FMA = FUSED = False
 else:
-    FUSED = _kernels.fused()  # x86-64 with AVX2, FMA and F16C
-    NATIVE_FMA = True
+    NATIVE_FMA = not STALE
+    FUSED = NATIVE_FMA and _kernels.fused()  # x86-64 with AVX2, FMA and F16C
 
 Floats = NDArray[np.float32]
 Wide = NDArray[np.float64]
@@ -65,7 +73,8 @@ class Op(enum.IntEnum):
 
 LOADS = {"F16": Op.LOAD_F16, "BF16": Op.LOAD_BF16, "F32": Op.LOAD_F32, "F64": Op.LOAD_F64}
 STORES = {"F16": Op.STORE_F16, "F32": Op.STORE_F32}
-MAX_REGISTERS = 32  # _kernels.c's; a program that needs more runs in numpy
+MAX_REGISTERS = 32  # _kernels.c's; a kernel that needs more runs in numpy
+MAX_INSTRUCTIONS = 256  # _kernels.c's, for instructions and for constants
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +204,9 @@ def scale(args: Mapping[str, Value], p: Builder) -> Register:
 
 
 def subtract(args: Mapping[str, Value], p: Builder) -> Register:
-    return p.sub(_t(args, "a"), _t(args, "b"))
+    """torch's ``a - b`` is ``add(a, b, alpha=-1)``, an fma: the same value as a subtraction,
+    but where both are NaN the result is ``b``'s NaN."""
+    return p.fma(_t(args, "b"), np.float32(-1), _t(args, "a"))
 
 
 ELEMENTWISE: Mapping[str, Method] = {
@@ -214,6 +225,12 @@ class Workspace:
         self.product = np.empty(size, np.float64)
         self.addend = np.empty(size, np.float64)
         self.words = np.empty(2 * size, np.uint32)
+
+
+def runs_fused(kernel: Kernel) -> bool:
+    """Whether the C extension runs ``kernel`` (:func:`evaluate`), else numpy (:func:`execute`)."""
+    small = len(kernel.code) <= MAX_INSTRUCTIONS and len(kernel.constants) <= MAX_INSTRUCTIONS
+    return FUSED and small and kernel.registers <= MAX_REGISTERS
 
 
 def evaluate(

@@ -12,7 +12,8 @@ two engines, both writing each result at its planned offset in a temporary file:
   literals, LoRA inputs — key by key.
 
 Both compute in float32 as torch does and round to the output dtype — the same bytes, but for
-the rare case :mod:`compiler.merge.elementwise` describes — whatever the number of threads.
+the rare cases :mod:`compiler.merge.elementwise` describes (NaN bits in a tensor's last few
+elements; without the C extension, a double rounding) — whatever the number of threads.
 """
 
 from __future__ import annotations

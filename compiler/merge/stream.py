@@ -32,7 +32,6 @@ from compiler.merge import elementwise
 from compiler.merge.elementwise import (
     CONSTANTS,
     ELEMENTWISE,
-    MAX_REGISTERS,
     Builder,
     Kernel,
     Method,
@@ -237,7 +236,7 @@ def merge_chunk(chunk: Chunk, fds: Mapping[int, int], out: OutputFile, space: _W
         raw = space.raw[position][: count * width]
         read_at(fds[index], raw.data, offset + start * width, f"input {index}")
         raws.append(raw)
-    if elementwise.FUSED and run.kernel.registers <= MAX_REGISTERS:
+    if elementwise.runs_fused(run.kernel):
         data = evaluate(run.kernel, raws, count, space.out)
     else:
         data = execute(run.kernel, raws, count, space.out, space.numpy_space(run.kernel))
