@@ -1,4 +1,4 @@
-"""The numpy engine of ``mirc merge``: torch's bits without torch, and when it runs."""
+"""The elementwise engine of ``mirc merge``: torch's bits without torch, and when it runs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from compiler.merge import elementwise, methods
+from compiler.merge import elementwise, methods, numpy_kernels
 from compiler.merge.engine import MergeOptions, merge_recipe, plan_merge
 from compiler.merge.keyed import keyed_merge
 from compiler.merge.output import OutputFile
@@ -93,12 +93,14 @@ def test_the_c_extension_is_built_where_it_can_be() -> None:
 
 def _run(kernel: elementwise.Kernel, inputs: list[np.ndarray], count: int) -> np.ndarray:
     """The stored bytes ``kernel`` gives for ``inputs``, by the engine the fixture chose."""
-    raws = [np.ascontiguousarray(values).view(np.uint8) for values in inputs]
-    out = np.empty(4 * count, np.uint8)
+    raws = [memoryview(np.ascontiguousarray(values)).cast("B") for values in inputs]
+    out = memoryview(bytearray(4 * count))
     if elementwise.FUSED:
-        return elementwise.evaluate(kernel, raws, count, out).copy()
-    space = elementwise.Workspace(kernel.registers, count)
-    return elementwise.execute(kernel, raws, count, out, space).copy()
+        data = elementwise.evaluate(kernel, raws, count, out)
+    else:
+        space = numpy_kernels.Workspace(kernel.registers, count)
+        data = numpy_kernels.execute(kernel, raws, count, out, space)
+    return np.frombuffer(bytes(data), np.uint8)
 
 
 def _conversion(load: str, store: str) -> elementwise.Kernel:
@@ -235,7 +237,7 @@ def test_elementwise_methods_give_torch_bits(method: str, alpha: float, engine: 
     a, b, c = (_float16_values(count, seed).astype(np.float32) for seed in (1, 2, 3))
     builder = elementwise.Builder()
     ra, rb, rc = (builder.load("F32") for _ in range(3))
-    args: dict[str, elementwise.Value] = {"a": ra, "b": rb, "alpha": np.float32(alpha)}
+    args: dict[str, elementwise.Value] = {"a": ra, "b": rb, "alpha": elementwise.float32(alpha)}
     torch_args: dict[str, object] = {
         "a": _torch(a),
         "b": _torch(b),
@@ -399,8 +401,9 @@ def test_a_lora_input_goes_to_the_torch_engine(tmp_path: Path) -> None:
 
 
 def test_an_elementwise_merge_never_imports_torch(tmp_path: Path) -> None:
-    """Nor, once the cache holds the registry's fingerprints, the registry and the identifier
-    (the recipe names its models by path)."""
+    """Nor numpy where the C extension runs the kernels; nor, once the cache holds the
+    registry's fingerprints, the registry and the identifier (the recipe names its models by
+    path)."""
     write_models(tmp_path, "abc")
     (tmp_path / "r.mecha").write_text(RECIPES["add_difference"], encoding="utf-8")
     env = {
@@ -408,7 +411,7 @@ def test_an_elementwise_merge_never_imports_torch(tmp_path: Path) -> None:
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
         "MIRC_CACHE_DIR": str(tmp_path / "cache"),
     }
-    unused = ("torch",)
+    unused: tuple[str, ...] = ("torch", "numpy") if elementwise.FUSED else ("torch",)
     for _ in range(2):  # a cold cache, then a warm one
         code = (
             "import sys; from compiler.cli import main; "
@@ -421,7 +424,7 @@ def test_an_elementwise_merge_never_imports_torch(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert (tmp_path / "o.safetensors").is_file()
-        unused = ("torch", "compiler.registry", "compiler.identify", "lark")
+        unused = (*unused, "compiler.registry", "compiler.identify", "lark")
 
 
 def test_block_fingerprints_are_cached_until_the_registry_changes(tmp_path: Path) -> None:

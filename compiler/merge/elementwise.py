@@ -2,13 +2,13 @@
 float32 results bit for bit.
 
 The methods that combine tensors element by element with constant weights (``weighted_sum``,
-``add_difference``, ``subtract``, ``scale``, ``n_average``) need no torch: the numpy engine
+``add_difference``, ``subtract``, ``scale``, ``n_average``) need no torch: the elementwise engine
 (:mod:`compiler.merge.stream`) compiles a recipe's lines once into a :class:`Kernel` — loads of
 the stored inputs, a few float32 operations, a store of the result — and runs it chunk by
 chunk: in mirc's C extension where it was built (:data:`FUSED`: every operation on a block of
-elements that stays in the CPU's first cache, float16 converted by the F16C instructions), else
-in numpy (:func:`execute`). Each method follows the torch kernel that
-:mod:`compiler.merge.methods` calls, including its rounding:
+elements that stays in the CPU's first cache, float16 converted by the F16C instructions; this
+module imports no numpy), else in numpy (:mod:`compiler.merge.numpy_kernels`). Each method
+follows the torch kernel that :mod:`compiler.merge.methods` calls, including its rounding:
 
 - ``torch.lerp`` computes ``fma(w, b - a, a)`` for ``|w| < 0.5`` and ``fma(w - 1, b - a, b)``
   otherwise, and ``Tensor.addcmul`` computes ``fma(b, alpha, a)``: one rounding of the exact
@@ -18,8 +18,8 @@ in numpy (:func:`execute`). Each method follows the torch kernel that
   except when the float64 sum falls exactly halfway between two float32 values while the exact
   sum does not — bits below the 53rd of the sum, a chance near 2**-29 per element for weights
   of like sizes (more where one addend is far smaller than the other) — and then the two differ
-  by one float32 unit. Rounding the product and the sum separately in float32
-  instead would differ from torch in about a fifth of all elements.
+  by one float32 unit. Rounding the product and the sum separately in float32 instead would
+  differ from torch in about a fifth of all elements.
 - a subtraction or a product with one rounding is the same operation in both.
 
 NaNs stay NaNs, with the sign and payload the F16C and FMA instructions give them, as torch's
@@ -31,14 +31,10 @@ from __future__ import annotations
 
 import enum
 import math
+import struct
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
-from numpy.typing import NDArray
-
-from compiler.merge.floats import ITEMSIZE, narrow, widen
 
 ABI = 2  # _kernels.c's: its opcodes and arguments; an extension built from older source is not used
 try:
@@ -52,8 +48,19 @@ else:
     NATIVE_FMA = not STALE
     FUSED = NATIVE_FMA and _kernels.fused()  # x86-64 with AVX2, FMA and F16C
 
-Floats = NDArray[np.float32]
-Wide = NDArray[np.float64]
+# stored dtypes the kernels read (their float32 values are what torch's .float() gives)
+WIDENED = frozenset({"F16", "BF16", "F32", "F64"})
+# result dtypes they write
+NARROWED = frozenset({"F16", "F32"})
+ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+
+
+def float32(value: float) -> float:
+    """``value`` rounded to float32, as torch holds a weight. Python's arithmetic on such values
+    rounded to float32 again gives float32 arithmetic's result (double rounding from 53 bits to
+    24 is innocuous for +, -, *, /)."""
+    rounded: float = struct.unpack("f", struct.pack("f", value))[0]
+    return rounded
 
 
 class Op(enum.IntEnum):
@@ -92,12 +99,11 @@ class Kernel:
     def __post_init__(self) -> None:
         code = array("i", [value for instruction in self.code for value in instruction])
         object.__setattr__(self, "packed", code.tobytes())
-        constants = np.array(self.constants, np.float32)
-        object.__setattr__(self, "packed_constants", constants.tobytes())
+        object.__setattr__(self, "packed_constants", array("f", self.constants).tobytes())
 
 
 Register = int
-Value = Register | np.float32 | tuple[Register | np.float32, ...]
+Value = Register | float | tuple[Register | float, ...]  # constants: float32 values
 
 
 class Builder:
@@ -114,8 +120,8 @@ class Builder:
         self.registers += 1
         return self.registers - 1
 
-    def _constant(self, value: np.float32) -> int:
-        self.constants.append(float(value))
+    def _constant(self, value: float) -> int:
+        self.constants.append(float32(value))
         return len(self.constants) - 1
 
     def load(self, dtype: str) -> Register:
@@ -126,21 +132,21 @@ class Builder:
     def sub(self, a: Register, b: Register) -> Register:
         return self._emit(Op.SUB, a, b)
 
-    def mul(self, a: Register, b: np.float32) -> Register:
+    def mul(self, a: Register, b: float) -> Register:
         return self._emit(Op.MUL, a, self._constant(b))
 
-    def fma(self, a: Register, b: np.float32, c: Register) -> Register:
+    def fma(self, a: Register, b: float, c: Register) -> Register:
         return self._emit(Op.FMA, a, self._constant(b), c)
 
     def zero(self) -> Register:
         return self._emit(Op.ZERO)
 
-    def lerp(self, a: Register, b: Register, weight: np.float32) -> Register:
-        """``torch.lerp(a, b, weight)`` (see the module docstring)."""
+    def lerp(self, a: Register, b: Register, weight: float) -> Register:
+        """``torch.lerp(a, b, weight)`` (see the module docstring), ``weight`` a float32 value."""
         difference = self.sub(b, a)
         if abs(weight) < 0.5:
             return self.fma(difference, weight, a)
-        return self.fma(difference, np.float32(weight - np.float32(1)), b)
+        return self.fma(difference, float32(weight - 1), b)
 
     def store(self, result: Register, dtype: str) -> Kernel:
         self.code.append((STORES[dtype], 0, result, 0, 0))
@@ -156,13 +162,13 @@ def _t(args: Mapping[str, Value], name: str) -> Register:
     return value
 
 
-def _c(args: Mapping[str, Value], name: str) -> np.float32:
+def _c(args: Mapping[str, Value], name: str) -> float:
     value = args[name]
-    assert isinstance(value, np.float32)
+    assert isinstance(value, float)
     return value
 
 
-def _is(alpha: np.float32, value: float) -> bool:
+def _is(alpha: float, value: float) -> bool:
     """methods._is: ``math.isclose`` on the float32 value, as sd-mecha tests its weights."""
     return math.isclose(float(alpha), value)
 
@@ -183,7 +189,7 @@ def n_average(args: Mapping[str, Value], p: Builder) -> Register:
     assert len(registers) == len(models)
     result = registers[0]
     for i, model in enumerate(registers[1:], start=2):
-        result = p.lerp(result, model, np.float32(1 / i))
+        result = p.lerp(result, model, float32(1 / i))
     return result
 
 
@@ -206,7 +212,7 @@ def scale(args: Mapping[str, Value], p: Builder) -> Register:
 def subtract(args: Mapping[str, Value], p: Builder) -> Register:
     """torch's ``a - b`` is ``add(a, b, alpha=-1)``, an fma: the same value as a subtraction,
     but where both are NaN the result is ``b``'s NaN."""
-    return p.fma(_t(args, "b"), np.float32(-1), _t(args, "a"))
+    return p.fma(_t(args, "b"), -1.0, _t(args, "a"))
 
 
 ELEMENTWISE: Mapping[str, Method] = {
@@ -216,17 +222,6 @@ ELEMENTWISE: Mapping[str, Method] = {
 CONSTANTS = frozenset({"alpha"})
 
 
-class Workspace:
-    """One thread's buffers for :func:`execute`, each a chunk long (no allocation per chunk)."""
-
-    def __init__(self, registers: int, size: int) -> None:
-        self.registers = [np.empty(size, np.float32) for _ in range(registers)]
-        self.flags = np.empty(size, np.uint16)
-        self.product = np.empty(size, np.float64)
-        self.addend = np.empty(size, np.float64)
-        self.words = np.empty(2 * size, np.uint32)
-
-
 def runs_fused(kernel: Kernel) -> bool:
     """Whether the C extension runs ``kernel`` (:func:`evaluate`), else numpy (:func:`execute`)."""
     small = len(kernel.code) <= MAX_INSTRUCTIONS and len(kernel.constants) <= MAX_INSTRUCTIONS
@@ -234,56 +229,20 @@ def runs_fused(kernel: Kernel) -> bool:
 
 
 def evaluate(
-    kernel: Kernel, inputs: Sequence[NDArray[np.uint8]], count: int, out: NDArray[np.uint8]
-) -> NDArray[np.uint8]:
+    kernel: Kernel, inputs: Sequence[memoryview], count: int, out: memoryview
+) -> memoryview:
     """Run ``kernel`` over ``count`` elements of ``inputs`` (stored bytes) in the C extension
-    (only where :data:`FUSED`): the bytes of the result, in ``out``."""
-    data = out[: count * ITEMSIZE[_STORED[kernel.code[-1][0]]]]
-    buffers = tuple(raw.data for raw in inputs)
-    _kernels.evaluate(kernel.packed, kernel.packed_constants, buffers, data.data, count)
+    (only where :func:`runs_fused`): the bytes of the result, in ``out``."""
+    data = out[: count * ITEMSIZE[STORED[kernel.code[-1][0]]]]
+    _kernels.evaluate(kernel.packed, kernel.packed_constants, tuple(inputs), data, count)
     return data
 
 
-def execute(
-    program: Kernel,
-    inputs: Sequence[NDArray[np.uint8]],
-    count: int,
-    out: NDArray[np.uint8],
-    space: Workspace,
-) -> NDArray[np.uint8]:
-    """Run ``program`` over ``count`` elements of ``inputs`` (stored bytes) in numpy: the bytes
-    of the result, in ``out`` (or a float32 register's own bytes, stored as they are)."""
-    values: list[Floats] = [register[:count] for register in space.registers]
-    for op, dst, a, b, c in program.code:
-        if op in _LOADED:
-            values[dst] = widen(inputs[a], _LOADED[op], values[dst], space.flags[:count])
-        elif op == Op.SUB:
-            np.subtract(values[a], values[b], out=values[dst])
-        elif op == Op.MUL:
-            np.multiply(values[a], np.float32(program.constants[b]), out=values[dst])
-        elif op == Op.FMA:
-            fused_multiply_add(values[a], program.constants[b], values[c], values[dst], space)
-        elif op == Op.ZERO:
-            values[dst].fill(0)
-        else:
-            return narrow(values[a], _STORED[op], out, space.words)
-    raise AssertionError("a program ends with a store")
+def fma(x: memoryview, y: float, z: memoryview, out: memoryview) -> None:
+    """``out = x * y + z`` over float32 buffers with one rounding, in the C extension (only
+    where :data:`NATIVE_FMA`), for kernels run in numpy."""
+    _kernels.fma(x, y, z, out)
 
 
-_LOADED: dict[int, str] = {op: dtype for dtype, op in LOADS.items()}
-_STORED: dict[int, str] = {op: dtype for dtype, op in STORES.items()}
-
-
-def fused_multiply_add(x: Floats, y: float, z: Floats, out: Floats, space: Workspace) -> None:
-    """``out = x * y + z`` with torch's single rounding (see the module docstring); ``out``
-    may be ``x`` or ``z``."""
-    if NATIVE_FMA:
-        _kernels.fma(x.data, y, z.data, out.data)
-        return
-    count = len(out)
-    product, addend = space.product[:count], space.addend[:count]
-    np.copyto(product, x)
-    np.multiply(product, np.float64(y), out=product)
-    np.copyto(addend, z)
-    np.add(product, addend, out=product)
-    np.copyto(out, product, casting="same_kind")
+LOADED: dict[int, str] = {op: dtype for dtype, op in LOADS.items()}
+STORED: dict[int, str] = {op: dtype for dtype, op in STORES.items()}

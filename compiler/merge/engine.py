@@ -5,7 +5,7 @@ inputs from their headers (MIR ids located, kohya LoRAs mapped onto their base),
 key's output shape and the output layout. :func:`merge_recipe` then runs one of
 two engines, both writing each result at its planned offset in a temporary file:
 
-- the numpy engine (:mod:`compiler.merge.stream`) for recipes of elementwise methods with
+- the elementwise engine (:mod:`compiler.merge.stream`) for recipes of elementwise methods with
   constant weights on the CPU — the common merges — streaming chunks of elements through the
   recipe, without importing torch (whose import alone takes longer than merging a model);
 - the torch engine (:mod:`compiler.merge.keyed`) for every other recipe — other methods,
@@ -86,7 +86,9 @@ class MergePlan:
     family: Family | None  # the registry's match for the first input (blocks, MIR id)
     program: Program
     output: int  # the expression the output is
-    runs: Sequence[Run] | None  # the numpy engine's streams, or None: the torch engine runs it
+    runs: (
+        Sequence[Run] | None
+    )  # the elementwise engine's streams, or None: the torch engine runs it
 
 
 def plan_merge(options: MergeOptions) -> MergePlan:
@@ -127,7 +129,7 @@ def plan_merge(options: MergeOptions) -> MergePlan:
 def _bind(recipe: Recipe) -> Program:
     """The recipe bound to its methods; lines that no engine runs raise MircError."""
     program, problems = bind_recipe(recipe, ELEMENTWISE)
-    if problems:  # not for the numpy engine: the torch engine's binding decides
+    if problems:  # not for the elementwise engine: the torch engine's binding decides
         from compiler.merge.evaluate import compile_recipe
 
         compile_recipe(recipe)
@@ -142,7 +144,7 @@ def _runs(
     layout: OutputLayout,
     family: Family | None,
 ) -> list[Run] | None:
-    """The numpy engine's plan, or None when the recipe or an input needs the torch engine: a
+    """The elementwise engine's plan, or None when the recipe or an input needs the torch engine: a
     method that is not elementwise, a literal, a conversion, a LoRA (its delta is computed)."""
     if any(model.lora is not None for model in inputs.values()):
         return None
@@ -161,7 +163,8 @@ def _runs(
 
 
 def _elementwise(index: int, node: Node) -> bool:
-    """Whether the numpy engine runs a line: a model read as stored, or an elementwise method."""
+    """Whether the elementwise engine runs a line: a model read as stored, or an elementwise
+    method."""
     if isinstance(node, int):
         return node == index
     return isinstance(node, Call) and node.method in ELEMENTWISE

@@ -30,12 +30,6 @@ Floats = NDArray[np.float32]
 Words = NDArray[np.uint32]
 Halves = NDArray[np.uint16]
 
-# stored dtypes the numpy engine reads (their float32 values are what torch's .float() gives)
-WIDENED = frozenset({"F16", "BF16", "F32", "F64"})
-# result dtypes it writes
-NARROWED = frozenset({"F16", "F32"})
-ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
-
 _SCALE_UP = np.float32(2.0**112)
 _SCALE_DOWN = np.float32(2.0**-112)
 _SIGN_AND_LOW_BITS = np.int32(-0x70000001)  # 0x8FFFFFFF: clears the sign copies of bits 28-30

@@ -3,9 +3,9 @@
 :func:`bind_recipe` turns each ``merge`` line into a :class:`Call` (the method's identifier and
 its arguments by parameter name), each ``literal`` line into its :class:`LiteralValues` and each
 ``model`` line into its own index (a conversion of a model, into the index of the model it
-reads), once per merge. Everything here is plain data, so planning a merge — and running it with
-the numpy engine — never imports torch; the torch engine (:mod:`compiler.merge.evaluate`) binds
-a ``Call`` to its method's math.
+reads), once per merge. Everything here is plain data, so planning a merge — and running it
+with the elementwise engine — never imports torch; the torch engine
+(:mod:`compiler.merge.evaluate`) binds a ``Call`` to its method's math.
 """
 
 from __future__ import annotations

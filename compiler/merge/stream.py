@@ -1,4 +1,4 @@
-"""The numpy engine: elementwise recipes merged as streams of elements, chunk by chunk.
+"""The elementwise engine: elementwise recipes merged as streams of elements, chunk by chunk.
 
 When every merge line of a recipe is elementwise (:data:`ELEMENTWISE`) with constant weights,
 and every input holds every key in a dtype numpy can widen, the output is a function of each
@@ -25,35 +25,38 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from compiler.merge import elementwise
 from compiler.merge.elementwise import (
     CONSTANTS,
     ELEMENTWISE,
+    ITEMSIZE,
+    NARROWED,
+    WIDENED,
     Builder,
     Kernel,
     Method,
     Register,
     Value,
-    Workspace,
     evaluate,
-    execute,
+    float32,
 )
-from compiler.merge.floats import ITEMSIZE, NARROWED, WIDENED
 from compiler.merge.output import OutputFile, OutputTensor
 from compiler.merge.program import Call, Program, constant, is_varargs, spread
 from compiler.tensorfile import SafetensorsHeader
 from compiler.tensorfile.positioned import read_at, write_at
+
+if TYPE_CHECKING:
+    from compiler.merge.numpy_kernels import Workspace
 
 SYNC_BYTES = 32 << 20  # written bytes between flushes to disk while merging
 CHUNK = 1 << 18  # elements: a chunk's buffers stay in the CPU's cache, Python calls stay few
 Progress = Callable[[int, int], None]  # (tensors finished, bytes written) since the last call
 
 # per expression: a model line (its input index) or a method with its arguments, where an int
-# is the index of an expression and a float32 a constant (a tuple for ``*args``)
-Slot = int | np.float32 | tuple[int | np.float32, ...]
+# is the index of an expression and a float a constant, a float32 value (a tuple for ``*args``)
+Slot = int | float | tuple[int | float, ...]
 Line = tuple[int, Method | None, tuple[tuple[str, Slot], ...]]
 
 
@@ -104,7 +107,7 @@ def _slots(call: Call, block: str | None) -> tuple[tuple[str, Slot], ...] | None
     that are numbers where the numpy methods take constants; None for anything else."""
     slots: list[tuple[str, Slot]] = []
     for name, argument in call.arguments:
-        values: list[int | np.float32] = []
+        values: list[int | float] = []
         for operand in spread(argument):
             if (operand[0] == "ref") == (name in CONSTANTS):
                 return None
@@ -115,7 +118,7 @@ def _slots(call: Call, block: str | None) -> tuple[tuple[str, Slot], ...] | None
             value = constant(operand, block)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return None
-            values.append(np.float32(value))
+            values.append(float32(value))
         slots.append((name, tuple(values) if is_varargs(argument) else values[0]))
     return tuple(slots)
 
@@ -163,7 +166,7 @@ def compile_lines(
             models.append(index)
             continue
 
-        def value(slot: int | np.float32) -> Register | np.float32:
+        def value(slot: int | float) -> Register | float:
             return registers[slot] if isinstance(slot, int) else slot
 
         arguments: dict[str, Value] = {
@@ -214,33 +217,37 @@ class _Workspace:
     def __init__(self, runs: Sequence[Run], size: int) -> None:
         inputs = max((len(run.models) for run in runs), default=0)
         width = max((ITEMSIZE[d] for run in runs for _, d in run.sources.values()), default=1)
-        self.raw = [np.empty(size * width, np.uint8) for _ in range(inputs)]
-        self.out = np.empty(4 * size, np.uint8)
+        self.raw = [memoryview(bytearray(size * width)) for _ in range(inputs)]
+        self.out = memoryview(bytearray(4 * size))
         self.size = size
         self.numpy: Workspace | None = None  # made when a chunk runs in numpy
 
     def numpy_space(self, kernel: Kernel) -> Workspace:
         if self.numpy is None or len(self.numpy.registers) < kernel.registers:
+            from compiler.merge.numpy_kernels import Workspace
+
             self.numpy = Workspace(kernel.registers, self.size)
         return self.numpy
 
 
 def merge_chunk(chunk: Chunk, fds: Mapping[int, int], out: OutputFile, space: _Workspace) -> None:
     """Read, merge and write one chunk: in the C extension's fused loop where it runs, else in
-    numpy."""
+    numpy (imported only then)."""
     run, start, count = chunk.run, chunk.start, chunk.count
     raws = []
     for position, index in enumerate(run.models):
         offset, dtype = run.sources[index]
         width = ITEMSIZE[dtype]
         raw = space.raw[position][: count * width]
-        read_at(fds[index], raw.data, offset + start * width, f"input {index}")
+        read_at(fds[index], raw, offset + start * width, f"input {index}")
         raws.append(raw)
     if elementwise.runs_fused(run.kernel):
         data = evaluate(run.kernel, raws, count, space.out)
     else:
+        from compiler.merge.numpy_kernels import execute
+
         data = execute(run.kernel, raws, count, space.out, space.numpy_space(run.kernel))
-    write_at(out.fd, data.data, run.begin + start * ITEMSIZE[run.dtype])
+    write_at(out.fd, data, run.begin + start * ITEMSIZE[run.dtype])
 
 
 def stream_merge(
@@ -260,17 +267,16 @@ def stream_merge(
 
     def work() -> None:
         space = _Workspace(runs, CHUNK)
-        with np.errstate(all="ignore"):  # infinities and NaNs are values here, as in torch
-            while not stop.is_set():
-                with lock:
-                    chunk = next(pending, None)
-                if chunk is None:
-                    return
-                merge_chunk(chunk, fds, out, space)
-                nbytes = chunk.count * ITEMSIZE[chunk.run.dtype]
-                writeback.wrote(nbytes)
-                if progress is not None:
-                    progress(_finished(chunk), nbytes)
+        while not stop.is_set():
+            with lock:
+                chunk = next(pending, None)
+            if chunk is None:
+                return
+            merge_chunk(chunk, fds, out, space)
+            nbytes = chunk.count * ITEMSIZE[chunk.run.dtype]
+            writeback.wrote(nbytes)
+            if progress is not None:
+                progress(_finished(chunk), nbytes)
 
     with writeback, ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         futures = [pool.submit(work) for _ in range(max(1, threads))]
