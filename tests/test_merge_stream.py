@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import platform
 import shutil
@@ -29,6 +30,7 @@ WEIGHTS = (0.0, 1.0, 0.3, 0.5, 0.7, -0.2, 1.5, 2.5, 1e-8)
 RECIPES = {
     "weighted_sum": AB + 'merge "weighted_sum" &0 &1 alpha=0.3',
     "weighted_sum_heavy": AB + 'merge "weighted_sum" &0 &1 alpha=0.8',
+    "weighted_sum_beyond_float32": AB + 'merge "weighted_sum" &0 &1 alpha=1e39',
     "add_difference": ABC + 'merge "subtract" &1 &2\nmerge "add_difference" &0 &3 alpha=0.7',
     "n_average": ABC + 'merge "n_average" &0 &1 &2',
     "scale": AB + 'merge "subtract" &0 &1\nmerge "scale" &2 alpha=0.3',
@@ -157,6 +159,16 @@ def test_the_native_fma_rounds_once_where_float64_products_round_twice(engine: s
     theirs = torch.from_numpy(z).addcmul(torch.from_numpy(x), torch.tensor(y)).numpy()
     assert set(theirs.tolist()) == {1 + 2**-23}
     assert np.array_equal(ours, theirs) == (engine != "numpy float64")
+
+
+def test_weights_are_rounded_to_float32_as_numpy_and_torch_round_them() -> None:
+    for value in (0.1, 1 / 3, -2.5e-45, 1e-46, 3.4028235e38, 3.4028235677973366e38, 1e39, -1e39):
+        with np.errstate(over="ignore"):
+            expected = float(np.float32(value))
+        assert elementwise.float32(value) == expected
+        assert elementwise.float32(value) == torch.tensor(value, dtype=torch.float32).item()
+    assert elementwise.float32(10**400) == math.inf and elementwise.float32(-(10**400)) == -math.inf
+    assert math.isnan(elementwise.float32(math.nan))
 
 
 def _code(*instructions: tuple[int, int, int, int, int]) -> bytes:

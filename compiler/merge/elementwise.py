@@ -56,10 +56,13 @@ ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 
 
 def float32(value: float) -> float:
-    """``value`` rounded to float32, as torch holds a weight. Python's arithmetic on such values
-    rounded to float32 again gives float32 arithmetic's result (double rounding from 53 bits to
-    24 is innocuous for +, -, *, /)."""
-    rounded: float = struct.unpack("f", struct.pack("f", value))[0]
+    """``value`` rounded to float32, as torch holds a weight (an infinity beyond float32's
+    range). Python's arithmetic on such values rounded to float32 again gives float32
+    arithmetic's result (double rounding from 53 bits to 24 is innocuous for +, -, *, /)."""
+    try:
+        rounded: float = struct.unpack("f", struct.pack("f", float(value)))[0]
+    except OverflowError:  # rounds to an infinity (struct refuses to pack one it was not given)
+        return math.inf if value > 0 else -math.inf
     return rounded
 
 
