@@ -81,6 +81,7 @@ def test_the_c_extension_is_built_where_it_can_be() -> None:
     """An install with a C compiler builds the extension (its source compiles without a
     warning); on an x86-64 CPU with AVX2, FMA and F16C, its fused kernels run the merges."""
     cc = shutil.which("cc")
+    assert not elementwise.STALE, "the extension is from another mirc: reinstall (pip install -e)"
     assert elementwise.FUSED is (cc is not None and _cpu_runs_the_fused_kernels())
     if cc is not None:
         assert elementwise.NATIVE_FMA
@@ -171,6 +172,22 @@ def test_weights_are_rounded_to_float32_as_numpy_and_torch_round_them() -> None:
     assert math.isnan(elementwise.float32(math.nan))
 
 
+def test_fma_of_zero_by_infinity_plus_a_nan_is_that_nan(engine: str) -> None:
+    """add_difference with alpha beyond float32 (inf): where b is 0 and a is a NaN, torch's
+    fma gives a's NaN; a float64 product 0 * inf is a NaN of its own that the sum would keep."""
+    x = np.zeros(40, np.float32)
+    x[1::4], x[2::4] = np.inf, 1.0
+    z = np.ones(40, np.float32)
+    z.view(np.uint32)[::2] = np.arange(20, dtype=np.uint32) | 0x7F800001  # NaNs, some signalling
+    for y in (elementwise.float32(1e39), -math.inf, 0.0, math.nan):
+        builder = elementwise.Builder()
+        kernel = builder.store(builder.fma(builder.load("F32"), y, builder.load("F32")), "F32")
+        with np.errstate(all="ignore"):
+            ours = _run(kernel, [x, z], 40).view(np.uint32)
+        theirs = torch.from_numpy(z).addcmul(torch.from_numpy(x), torch.tensor(y)).numpy()
+        assert np.array_equal(ours, theirs.view(np.uint32)), y
+
+
 def _code(*instructions: tuple[int, int, int, int, int]) -> bytes:
     return array("i", [value for instruction in instructions for value in instruction]).tobytes()
 
@@ -234,7 +251,7 @@ def test_an_extension_from_an_older_mirc_is_not_used(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    assert "C extension was built from an older mirc and is not used" in done.stderr
+    assert "C extension was built from another version of mirc and is not used" in done.stderr
     merge_recipe(MergeOptions(tmp_path / "r.mecha", tmp_path / "new.safetensors"))
     old, new = (
         safetensors.torch.load_file(str(tmp_path / f"{n}.safetensors")) for n in ("old", "new")

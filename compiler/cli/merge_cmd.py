@@ -66,16 +66,17 @@ def run(args: argparse.Namespace) -> int:
     # numpy's OpenBLAS starts a thread per core as numpy loads, which the merge never uses
     # (it multiplies no matrices with numpy): a tenth of a second of CPU saved
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    # imported here: the merge engine imports numpy (and torch for some recipes), which parsing
-    # the command line never needs
+    # imported here: the merge engines import numpy or torch for some recipes, which parsing the
+    # command line never needs
     from compiler.merge import elementwise
     from compiler.merge.engine import MergeOptions, merge_recipe
     from compiler.resources import default_spec_dir
 
     if elementwise.STALE:
         print(
-            "mirc merge: warning: mirc's C extension was built from an older mirc and is not "
-            "used (elementwise merges run in numpy, slower); reinstall mirc to rebuild it",
+            "mirc merge: warning: mirc's C extension was built from another version of mirc and "
+            "is not used: elementwise merges run in numpy alone, slower, and in rare elements "
+            "one float32 unit off torch's; reinstall mirc to rebuild it",
             file=sys.stderr,
         )
     spec_dir = default_spec_dir()

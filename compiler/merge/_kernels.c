@@ -1,4 +1,4 @@
-/* What mirc merge's numpy engine needs and numpy lacks (compiler/merge/elementwise.py):
+/* The kernels of mirc merge's elementwise engine (compiler/merge/elementwise.py):
  *
  * - evaluate(): a compiled elementwise program (loads of stored inputs, float32 subtractions,
  *   products and fused multiply-adds, a store) run over a chunk a block of BLOCK elements at a

@@ -226,7 +226,8 @@ CONSTANTS = frozenset({"alpha"})
 
 
 def runs_fused(kernel: Kernel) -> bool:
-    """Whether the C extension runs ``kernel`` (:func:`evaluate`), else numpy (:func:`execute`)."""
+    """Whether the C extension runs ``kernel`` (:func:`evaluate`), else numpy
+    (:func:`compiler.merge.numpy_kernels.execute`)."""
     small = len(kernel.code) <= MAX_INSTRUCTIONS and len(kernel.constants) <= MAX_INSTRUCTIONS
     return FUSED and small and kernel.registers <= MAX_REGISTERS
 

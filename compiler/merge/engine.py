@@ -86,9 +86,8 @@ class MergePlan:
     family: Family | None  # the registry's match for the first input (blocks, MIR id)
     program: Program
     output: int  # the expression the output is
-    runs: (
-        Sequence[Run] | None
-    )  # the elementwise engine's streams, or None: the torch engine runs it
+    # the elementwise engine's streams, or None: the torch engine runs the merge
+    runs: Sequence[Run] | None
 
 
 def plan_merge(options: MergeOptions) -> MergePlan:

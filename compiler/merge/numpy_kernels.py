@@ -8,6 +8,7 @@ extension's ``fma`` where it was built, else formed in float64 (the module docst
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from compiler.merge.elementwise import LOADED, STORED, Kernel, Op
 from compiler.merge.floats import narrow, widen
 
 Floats = NDArray[np.float32]
+_QUIET = np.uint32(0x00400000)  # float32's quiet NaN bit
 
 
 class Workspace:
@@ -62,6 +64,11 @@ def fused_multiply_add(x: Floats, y: float, z: Floats, out: Floats, space: Works
     if elementwise.NATIVE_FMA:
         elementwise.fma(x.data, y, z.data, out.data)
         return
+    # An FMA gives the first NaN of x, y, z, quieted. The float64 sum does too, but for a NaN
+    # z where x * y is an invalid 0 * inf: its sum keeps the product's NaN. z's NaNs are kept
+    # (before ``out``, which may be z, is written) and put back.
+    nans = np.isnan(z) & ~np.isnan(x) if not math.isnan(y) else None
+    kept = z.view(np.uint32)[nans] | _QUIET if nans is not None and nans.any() else None
     count = len(out)
     product, addend = space.product[:count], space.addend[:count]
     np.copyto(product, x)
@@ -69,3 +76,5 @@ def fused_multiply_add(x: Floats, y: float, z: Floats, out: Floats, space: Works
     np.copyto(addend, z)
     np.add(product, addend, out=product)
     np.copyto(out, product, casting="same_kind")
+    if kept is not None:
+        out.view(np.uint32)[nans] = kept

@@ -1,7 +1,7 @@
 """The elementwise engine: elementwise recipes merged as streams of elements, chunk by chunk.
 
 When every merge line of a recipe is elementwise (:data:`ELEMENTWISE`) with constant weights,
-and every input holds every key in a dtype numpy can widen, the output is a function of each
+and every input holds every key in a dtype the kernels read, the output is a function of each
 element position alone. Tensors then need no separate treatment: output tensors that lie
 back to back, whose inputs' bytes also lie back to back with the same dtypes and weights, form
 one :class:`Run` — for checkpoints written by the same serializer, a handful of runs cover the
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -85,7 +86,7 @@ class Chunk:
 def elementwise_lines(
     program: Program, order: Sequence[int], block: str | None
 ) -> tuple[Line, ...] | None:
-    """The recipe as numpy lines for keys of ``block``, or None when a line is not elementwise
+    """The recipe as elementwise lines for keys of ``block``, or None when a line is not elementwise
     (a literal, a conversion, another method) or a weight is not a number."""
     lines: list[Line] = []
     for index in order:
@@ -104,7 +105,7 @@ def elementwise_lines(
 
 def _slots(call: Call, block: str | None) -> tuple[tuple[str, Slot], ...] | None:
     """The arguments of ``call`` for keys of ``block``: tensors from other lines, and constants
-    that are numbers where the numpy methods take constants; None for anything else."""
+    that are numbers where the elementwise methods take constants; None for anything else."""
     slots: list[tuple[str, Slot]] = []
     for name, argument in call.arguments:
         values: list[int | float] = []
@@ -130,7 +131,7 @@ def plan_runs(
     lines_of: Callable[[str], tuple[Line, ...] | None],
 ) -> list[Run] | None:
     """The output's tensors grouped into runs, or None when one cannot be streamed (a key some
-    input lacks, a dtype numpy does not widen or narrow, a weight that is not a number)."""
+    input lacks, a dtype the kernels do not read or write, a weight that is not a number)."""
     runs: list[Run] = []
     ends: list[list[int]] = []
     for tensor in tensors:
@@ -217,8 +218,10 @@ class _Workspace:
     def __init__(self, runs: Sequence[Run], size: int) -> None:
         inputs = max((len(run.models) for run in runs), default=0)
         width = max((ITEMSIZE[d] for run in runs for _, d in run.sources.values()), default=1)
-        self.raw = [memoryview(bytearray(size * width)) for _ in range(inputs)]
-        self.out = memoryview(bytearray(4 * size))
+        # anonymous maps: pages come as a chunk first touches them (a bytearray is zeroed, all
+        # of it, in every thread, whatever the chunks' dtypes)
+        self.raw = [memoryview(mmap.mmap(-1, size * width)) for _ in range(inputs)]
+        self.out = memoryview(mmap.mmap(-1, 4 * size))
         self.size = size
         self.numpy: Workspace | None = None  # made when a chunk runs in numpy
 
