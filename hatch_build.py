@@ -3,7 +3,8 @@ kernels, with F16C and FMA), while hatchling builds the wheel.
 
 setuptools' ``build_ext`` does the compiling, so that every platform's compiler and flags are
 its business. The extension is optional: where no C compiler or no Python headers are found,
-the build warns and goes on, and ``mirc merge`` computes with numpy alone (slower, same bits).
+the build warns and goes on, and ``mirc merge`` computes with numpy alone (slower; in rare
+elements one float32 unit off torch's, see ``compiler/merge/elementwise.py``).
 An editable install builds it into the source tree, where the checkout imports it from; a
 wheel carries it as ``compiler/merge/_kernels.<platform suffix>``.
 """
