@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,23 @@ PARTS_CONFIG = "mirctest-parts"
 PARTS = {"diffuser": ("blk.",), "vae": ("norm.",)}
 
 
-def write_models(folder: Path, names: str = "abc", seed: int = 0) -> None:
-    """Random float16 models named ``a``, ``b``, ``c`` … with the keys of :data:`SHAPES`."""
+def write_models(
+    folder: Path,
+    names: str = "abc",
+    seed: int = 0,
+    shapes: Mapping[str, tuple[int, ...]] = SHAPES,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Random float16 models named ``a``, ``b``, ``c`` … with the keys of ``shapes``
+    (default :data:`SHAPES`), written and returned by name."""
     generator = torch.Generator().manual_seed(seed)
+    models = {}
     for name in names:
-        tensors = {
+        models[name] = {
             key: torch.randn(shape, generator=generator).to(torch.float16)
-            for key, shape in SHAPES.items()
+            for key, shape in shapes.items()
         }
-        safetensors.torch.save_file(tensors, str(folder / f"{name}.safetensors"))
+        safetensors.torch.save_file(models[name], str(folder / f"{name}.safetensors"))
+    return models
 
 
 def parts_family() -> Family:

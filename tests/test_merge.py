@@ -360,14 +360,7 @@ def test_per_block_values_follow_the_registry_blocks_table(tmp_path: Path) -> No
     from compiler.registry import check_registry
     from compiler.resources import default_spec_dir
 
-    generator = torch.Generator().manual_seed(1)
-    models = {}
-    for name in "ab":
-        models[name] = {
-            key: torch.randn(shape, generator=generator).to(torch.float16)
-            for key, shape in SD1_FINGERPRINT.items()
-        }
-        safetensors.torch.save_file(models[name], str(tmp_path / f"{name}.safetensors"))
+    models = write_models(tmp_path, "ab", seed=1, shapes=SD1_FINGERPRINT)
     text = AB + "dict IN00=0.0 OUT11=1\n" + 'merge "weighted_sum" &0 &1 alpha=&2'
     matcher = registry_matcher(lambda: check_registry(default_spec_dir()).linked)
     merged = _merge(tmp_path, text, family=matcher)

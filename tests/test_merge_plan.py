@@ -66,15 +66,7 @@ def _refused(folder: Path, text: str, **options: object) -> str:
 
 
 def _sd1_models(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
-    generator = torch.Generator().manual_seed(3)
-    models = {}
-    for name in "ab":
-        models[name] = {
-            key: torch.randn(shape, generator=generator).to(torch.float16)
-            for key, shape in SD1_KEYS.items()
-        }
-        safetensors.torch.save_file(models[name], str(folder / f"{name}.safetensors"))
-    return models
+    return write_models(folder, "ab", seed=3, shapes=SD1_KEYS)
 
 
 # ---- components ---------------------------------------------------------------------------
