@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -63,9 +62,8 @@ def _build(root: Path, scratch: Path, *, inplace: bool) -> Path | None:
         return None
 
     libraries = [] if sys.platform.startswith("win") else ["m"]  # fmaf
-    extension = Extension(
-        NAME, [SOURCE], optional=True, extra_compile_args=_flags(), libraries=libraries
-    )
+    # compiled with the flags Python was built with (-O3 on gcc and clang)
+    extension = Extension(NAME, [SOURCE], optional=True, libraries=libraries)
     command = build_ext(Distribution({"name": "mirc", "ext_modules": [extension]}))
     command.inplace = inplace
     command.force = True
@@ -81,9 +79,3 @@ def _build(root: Path, scratch: Path, *, inplace: bool) -> Path | None:
     finally:
         os.chdir(previous)
     return path if path.exists() else None
-
-
-def _flags() -> list[str]:
-    """-O2 for gcc and clang (MSVC takes none: the F16C code is for those two)."""
-    compiler = str(sysconfig.get_config_var("CC") or "")
-    return ["-O2"] if compiler and not sys.platform.startswith("win") else []

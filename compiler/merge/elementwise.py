@@ -96,13 +96,20 @@ class Kernel:
     code: tuple[tuple[int, int, int, int, int], ...]
     constants: tuple[float, ...]  # float32 values
     registers: int
-    packed: bytes = field(init=False, repr=False, compare=False)  # for _kernels.evaluate
+    # made once from the above, for each chunk: the C loop's operands, whether it takes the
+    # kernel (its limits), the bytes of a stored element
+    packed: bytes = field(init=False, repr=False, compare=False)
     packed_constants: bytes = field(init=False, repr=False, compare=False)
+    fits_c: bool = field(init=False, repr=False, compare=False)
+    width: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         code = array("i", [value for instruction in self.code for value in instruction])
         object.__setattr__(self, "packed", code.tobytes())
         object.__setattr__(self, "packed_constants", array("f", self.constants).tobytes())
+        fits = len(self.code) <= MAX_INSTRUCTIONS and len(self.constants) <= MAX_INSTRUCTIONS
+        object.__setattr__(self, "fits_c", fits and self.registers <= MAX_REGISTERS)
+        object.__setattr__(self, "width", ITEMSIZE[STORED[self.code[-1][0]]])
 
 
 Register = int
@@ -228,8 +235,7 @@ CONSTANTS = frozenset({"alpha"})
 def runs_fused(kernel: Kernel) -> bool:
     """Whether the C extension runs ``kernel`` (:func:`evaluate`), else numpy
     (:func:`compiler.merge.numpy_kernels.execute`)."""
-    small = len(kernel.code) <= MAX_INSTRUCTIONS and len(kernel.constants) <= MAX_INSTRUCTIONS
-    return FUSED and small and kernel.registers <= MAX_REGISTERS
+    return FUSED and kernel.fits_c
 
 
 def evaluate(
@@ -237,7 +243,7 @@ def evaluate(
 ) -> memoryview:
     """Run ``kernel`` over ``count`` elements of ``inputs`` (stored bytes) in the C extension
     (only where :func:`runs_fused`): the bytes of the result, in ``out``."""
-    data = out[: count * ITEMSIZE[STORED[kernel.code[-1][0]]]]
+    data = out[: count * kernel.width]
     _kernels.evaluate(kernel.packed, kernel.packed_constants, tuple(inputs), data, count)
     return data
 
